@@ -1,0 +1,3 @@
+"""podkernel: Jupyter kernels in Podman containers."""
+
+__version__ = "0.1.0"

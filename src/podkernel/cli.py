@@ -1,0 +1,101 @@
+"""The ``podkernel`` command line: a thin click layer over one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from .errors import PodkernelError
+
+
+class _Group(click.Group):
+    """Turns a :class:`PodkernelError` into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PodkernelError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="podkernel")
+def cli() -> None:
+    """Run Jupyter kernels in Podman containers.
+
+    Install a kernel from an image or a folder with a Containerfile; any Jupyter frontend
+    then starts it in a fresh container.
+    """
+
+
+@cli.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+@click.option("--build", "build", is_flag=True, help="TARGET is a folder with a Containerfile or Dockerfile to build.")
+@click.option("--name", help="Kernelspec name (default: podkernel- and the image's or folder's name).")
+@click.option("--display-name", help="The name frontends show.")
+@click.option("--language", default="python", show_default=True, help="The kernel's language.")
+@click.option("--interrupt-mode", type=click.Choice(["message", "signal"]), default="message", show_default=True,
+              help="How frontends interrupt the kernel: a message, or SIGINT forwarded into the container.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable in the container (repeatable).")
+@click.option("--user", "location", flag_value="user", default=True, help="Install for the current user (default).")
+@click.option("--sys-prefix", "location", flag_value="sys-prefix", help="Install into this Python environment.")
+@click.option("--prefix", type=click.Path(file_okay=False), help="Install into PREFIX/share/jupyter/kernels.")
+@click.option("--replace", is_flag=True, help="Overwrite a kernel of the same name.")
+@click.argument("target", metavar="IMAGE|DIR")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def install(**options) -> None:
+    """Install a kernel that runs in a container.
+
+    \b
+      podkernel install IMAGE [podman run args] -- [container command args]
+      podkernel install --build DIR [podman build args] -- [podman run args] -- [container command args]
+
+    Everything after IMAGE or DIR is passed to Podman as written.
+    """
+    from .commands.install import install as run
+
+    run(**options)
+
+
+@cli.command(name="list")
+def list_() -> None:
+    """List the podkernel kernels Jupyter can see."""
+    from .commands.list import list_kernels
+
+    list_kernels()
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+def remove(names: tuple[str, ...]) -> None:
+    """Remove podkernel kernels (and no other kernels)."""
+    from .commands.remove import remove as run
+
+    run(list(names))
+
+
+@cli.command()
+@click.argument("name")
+def build(name: str) -> None:
+    """Build (or pull) a kernel's image now and print its image ID."""
+    from .commands.build import build as run
+
+    run(name)
+
+
+@cli.command()
+@click.argument("name")
+def show(name: str) -> None:
+    """Print the podman command that starting the kernel runs."""
+    from .commands.show import show as run
+
+    run(name)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("connection_file")
+def start(name: str, connection_file: str) -> None:
+    """Start a kernel for a connection file (what kernel.json runs)."""
+    from .commands.start import start as run
+
+    raise SystemExit(run(name, connection_file))

@@ -1,0 +1,69 @@
+"""``podkernel install``: turn an image or a build folder into an installed kernelspec."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import kernelspecs
+from ..errors import PodkernelError
+from ..images import resolve_image
+from ..podman import Podman
+from ..podman_options import check_build_args, check_run_args, option_name
+from ..sections import split_build_args, split_image_args
+from ..settings import (
+    KernelSettings, check_kernel_name, default_kernel_name, parse_env, resolve_build_dir,
+)
+
+
+def _location(location: str, prefix: str | None) -> kernelspecs.Location:
+    if prefix is not None and location != "user":
+        raise PodkernelError("give only one of --user, --sys-prefix and --prefix")
+    if prefix is not None:
+        return kernelspecs.Location(prefix)
+    return kernelspecs.Location(sys.prefix if location == "sys-prefix" else None)
+
+
+def settings_from_args(target: str, build: bool, args: list[str], name: str | None, env: dict[str, str]) -> KernelSettings:
+    """Check an install command line and turn it into settings (no Podman needed)."""
+    if build:
+        sections = split_build_args(args)
+        check_build_args(sections.build_args)
+        names_a_file = any(option_name(arg) in ("-f", "--file") for arg in sections.build_args)
+        build_dir = resolve_build_dir(target, needs_containerfile=not names_a_file)
+        image = None
+    else:
+        sections = split_image_args(args)
+        build_dir, image = None, target
+    check_run_args(sections.run_args)
+    return KernelSettings(
+        name=check_kernel_name(name) if name else default_kernel_name(image=image, build_dir=build_dir),
+        image=image,
+        build_dir=build_dir,
+        build_args=sections.build_args,
+        run_args=sections.run_args,
+        command=sections.command,
+        env=env,
+    )
+
+
+def default_display_name(settings: KernelSettings) -> str:
+    if settings.build_dir is not None:
+        short = settings.build_dir.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        short = settings.image.rsplit("/", 1)[-1]
+    return f"{short} (podkernel)"
+
+
+def install(*, target: str, build: bool, args: tuple[str, ...], name: str | None, display_name: str | None,
+            language: str, interrupt_mode: str, env: tuple[str, ...], location: str, prefix: str | None,
+            replace: bool) -> None:
+    settings = settings_from_args(target, build, list(args), name, parse_env(env))
+    where = _location(location, prefix)
+    kernelspecs.check_free(settings.name, where, replace)
+    image_id = resolve_image(settings, Podman())
+    spec = kernelspecs.kernel_json(settings, display_name or default_display_name(settings), language, interrupt_mode)
+    path = kernelspecs.install(spec, settings.name, where, replace)
+    click.echo(f"Installed kernel {settings.name} ({spec['display_name']}) in {path}")
+    click.echo(f"Image: {image_id}")

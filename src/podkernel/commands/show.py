@@ -1,0 +1,33 @@
+"""``podkernel show NAME``: the podman command a start runs, with placeholders for one start's values."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from .. import kernelspecs
+from ..connection import PORT_KEYS
+from ..images import resolve_image
+from ..plan import Launch, container_name, run_args
+from ..podman import Podman
+
+
+def placeholder_launch(kernel_name: str, image_id: str) -> Launch:
+    """A launch whose per-start values are ``{placeholders}``."""
+    return Launch(
+        image_id=image_id,
+        container_name=container_name(kernel_name, "{suffix}"),
+        ports={key: "{" + key + "}" for key in PORT_KEYS},
+        connection_file="{connection_file}",
+        connection_copy="{private_dir}/connection.json",
+        conmon_pidfile="{private_dir}/conmon.pid",
+        launcher_pid="{launcher_pid}",
+    )
+
+
+def show(name: str) -> None:
+    settings = kernelspecs.load(name).settings
+    podman = Podman()
+    image_id = resolve_image(settings, podman)
+    click.echo(shlex.join([podman.executable, "run", *run_args(settings, placeholder_launch(settings.name, image_id))]))

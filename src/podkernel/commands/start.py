@@ -1,0 +1,36 @@
+"""``podkernel start NAME CONNECTION_FILE``: what a kernelspec's argv runs, once per kernel.
+
+This path runs for every kernel start, so it imports no CLI framework, no rich and no
+jupyter_client.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import kernelspecs
+from ..connection import private_dir, read_connection_file, write_container_copy
+from ..images import resolve_image
+from ..plan import Launch, container_name, run_args
+from ..podman import Podman
+from ..supervisor import Supervisor
+
+
+def start(name: str, connection_file: str) -> int:
+    """Start kernel ``name`` for ``connection_file`` and supervise it until it ends."""
+    settings = kernelspecs.load(name).settings
+    connection = read_connection_file(connection_file)
+    podman = Podman()
+    image_id = resolve_image(settings, podman)
+    directory = private_dir()
+    launch = Launch(
+        image_id=image_id,
+        container_name=container_name(settings.name, os.urandom(4).hex()),
+        ports=dict(connection.ports),
+        connection_file=os.path.abspath(connection_file),
+        connection_copy=write_container_copy(connection, directory),
+        conmon_pidfile=os.path.join(directory, "conmon.pid"),
+        launcher_pid=os.getpid(),
+    )
+    supervisor = Supervisor(podman, launch.container_name, directory, launch.conmon_pidfile)
+    return supervisor.run(run_args(settings, launch))

@@ -1,0 +1,28 @@
+"""Find the image ID a kernel runs: build its directory, or look up (and if needed pull) its image."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import PodkernelError
+from .podman import Podman
+from .settings import KernelSettings
+
+
+def resolve_image(settings: KernelSettings, podman: Podman) -> str:
+    """The ID of the image to run now. Build output and pull progress go to stderr."""
+    if settings.build_dir is not None:
+        if not os.path.isdir(settings.build_dir):
+            raise PodkernelError(
+                f"build directory {settings.build_dir} of kernel {settings.name!r} is gone: "
+                f"restore it, or reinstall the kernel with podkernel install --replace"
+            )
+        return podman.build(settings.build_dir, settings.build_args)
+    assert settings.image is not None
+    image_id = podman.image_id(settings.image)
+    if image_id is None:
+        podman.pull(settings.image)
+        image_id = podman.image_id(settings.image)
+    if image_id is None:
+        raise PodkernelError(f"image {settings.image} is still missing after a pull: check its name")
+    return image_id

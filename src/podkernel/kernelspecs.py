@@ -1,0 +1,131 @@
+"""podkernel's kernelspecs: written, listed and removed through jupyter_client's KernelSpecManager.
+
+:func:`load` is the exception: ``podkernel start`` runs for every kernel, so it finds the
+kernelspec the way KernelSpecManager does (the first ``NAME/kernel.json`` on
+``jupyter_path("kernels")``) without importing jupyter_client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from .errors import PodkernelError
+from .settings import METADATA_KEY, KernelSettings
+
+KERNEL_JSON = "kernel.json"
+
+
+@dataclass(frozen=True)
+class InstalledKernel:
+    """A podkernel kernelspec found on disk."""
+
+    settings: KernelSettings
+    spec: dict
+    resource_dir: str
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where to install: the user's data dir (``prefix=None``) or ``PREFIX/share/jupyter/kernels``."""
+
+    prefix: str | None = None
+
+    def kernels_dir(self) -> str:
+        if self.prefix is None:
+            from jupyter_core.paths import jupyter_data_dir
+
+            return os.path.join(jupyter_data_dir(), "kernels")
+        return os.path.join(self.prefix, "share", "jupyter", "kernels")
+
+
+def kernel_json(settings: KernelSettings, display_name: str, language: str, interrupt_mode: str) -> dict:
+    """The kernelspec for a kernel; its argv works without podkernel on the frontend's PATH."""
+    return {
+        "argv": [sys.executable, "-m", "podkernel", "start", settings.name, "{connection_file}"],
+        "display_name": display_name,
+        "language": language,
+        "interrupt_mode": interrupt_mode,
+        "metadata": {METADATA_KEY: settings.to_metadata()},
+    }
+
+
+def _podkernel_settings(name: str, spec: dict) -> KernelSettings:
+    metadata = spec.get("metadata") or {}
+    if METADATA_KEY not in metadata:
+        raise PodkernelError(f"kernel {name!r} is not a podkernel kernel: podkernel only manages the kernels it installed")
+    return KernelSettings.from_metadata(name, metadata[METADATA_KEY])
+
+
+def load(name: str) -> InstalledKernel:
+    """The installed podkernel kernel called ``name``."""
+    from jupyter_core.paths import jupyter_path
+
+    name = name.lower()
+    for kernels_dir in jupyter_path("kernels"):
+        resource_dir = os.path.join(kernels_dir, name)
+        path = os.path.join(resource_dir, KERNEL_JSON)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                spec = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise PodkernelError(f"cannot read {path}: {error}; reinstall the kernel") from None
+        return InstalledKernel(_podkernel_settings(name, spec), spec, resource_dir)
+    raise PodkernelError(f"no kernel named {name!r}: see podkernel list, or install one with podkernel install")
+
+
+def check_free(name: str, location: Location, replace: bool) -> None:
+    """Refuse to overwrite an installed kernel unless asked to."""
+    destination = os.path.join(location.kernels_dir(), name)
+    if os.path.exists(destination) and not replace:
+        raise PodkernelError(
+            f"kernel {name!r} already exists in {destination}: add --replace to overwrite it, or choose another --name"
+        )
+
+
+def install(spec: dict, name: str, location: Location, replace: bool) -> str:
+    """Install a kernelspec atomically: on any error nothing is left behind. Return its directory."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    check_free(name, location, replace)
+    destination = os.path.join(location.kernels_dir(), name)
+    manager = KernelSpecManager()
+    with tempfile.TemporaryDirectory(prefix="podkernel-spec-") as staging:
+        source = os.path.join(staging, name)
+        os.mkdir(source)
+        with open(os.path.join(source, KERNEL_JSON), "w", encoding="utf-8") as handle:
+            json.dump(spec, handle, indent=2)
+        try:
+            return manager.install_kernel_spec(source, name, user=location.prefix is None, prefix=location.prefix)
+        except OSError as error:
+            raise PodkernelError(f"cannot write the kernelspec to {destination}: {error.strerror}; choose another location (--user, --prefix)") from None
+
+
+def installed() -> list[InstalledKernel]:
+    """Every podkernel kernel that Jupyter can see, by name."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernels = []
+    for name, found in sorted(KernelSpecManager().get_all_specs().items()):
+        spec = found.get("spec") or {}
+        if METADATA_KEY in (spec.get("metadata") or {}):
+            try:
+                kernels.append(InstalledKernel(_podkernel_settings(name, spec), spec, found["resource_dir"]))
+            except PodkernelError:
+                continue
+    return kernels
+
+
+def remove(names: list[str]) -> list[str]:
+    """Remove podkernel kernels; refuse all if any name is unknown or not podkernel's."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    manager = KernelSpecManager()
+    for name in names:
+        load(name)
+    return [manager.remove_kernel_spec(name.lower()) for name in names]

@@ -1,0 +1,58 @@
+"""The launch plan: the exact ``podman run`` arguments that start one kernel (pure, no Podman needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .connection import CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS
+from .podman_options import gives_init
+from .settings import KernelSettings
+
+LABEL_PREFIX = "io.podkernel"
+KERNEL_LABEL = f"{LABEL_PREFIX}.kernel"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The facts of one kernel start that the plan needs besides the kernel's settings."""
+
+    image_id: str
+    container_name: str
+    ports: dict[str, int | str]
+    connection_file: str
+    connection_copy: str
+    conmon_pidfile: str
+    launcher_pid: int | str
+
+
+def container_name(kernel_name: str, suffix: str) -> str:
+    """A container name that says whose it is: ``podkernel-NAME-SUFFIX``."""
+    base = kernel_name if kernel_name.startswith("podkernel") else f"podkernel-{kernel_name}"
+    return f"{base}-{suffix}"
+
+
+def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
+    """The arguments after ``podman run``: the user's run args verbatim, then those podkernel owns."""
+    args = list(settings.run_args)
+    args += [
+        "--detach",
+        "--rm",
+        "--name", launch.container_name,
+        "--label", f"{KERNEL_LABEL}={settings.name}",
+        "--label", f"{LABEL_PREFIX}.connection-file={launch.connection_file}",
+        "--label", f"{LABEL_PREFIX}.launcher-pid={launch.launcher_pid}",
+        "--conmon-pidfile", launch.conmon_pidfile,
+    ]
+    if not gives_init(settings.run_args):
+        args.append("--init")
+    args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:U"]
+    for variable in CONTAINER_ENV_VARS:
+        args += ["--env", f"{variable}={CONTAINER_PATH}"]
+    for key, value in settings.env.items():
+        args += ["--env", f"{key}={value}"]
+    for key in PORT_KEYS:
+        port = launch.ports[key]
+        args += ["--publish", f"127.0.0.1:{port}:{port}"]
+    args.append(launch.image_id)
+    args += settings.command
+    return args

@@ -1,0 +1,95 @@
+"""The Podman adapter: the only module that runs the ``podman`` command line.
+
+Everything podkernel asks of Podman goes through :class:`Podman`, so the rest of the code
+deals in argument lists and results, never in processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import deque
+
+from .errors import PodkernelError
+
+class Podman:
+    """Runs ``podman`` subcommands. Output meant for people goes to stderr, never stdout."""
+
+    def __init__(self, executable: str = "podman"):
+        path = shutil.which(executable)
+        if path is None:
+            raise PodkernelError(
+                f"{executable} is not installed or not on PATH: install Podman (e.g. apt-get install podman) and try again"
+            )
+        self.executable = path
+
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run([self.executable, *args], text=True, **kwargs)
+
+    def _capture(self, args: list[str]) -> subprocess.CompletedProcess:
+        return self._run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def _stream(self, args: list[str], what: str, advice: str) -> None:
+        """Run with output shown on stderr; on failure quote its last line in the error."""
+        tail: deque[str] = deque(maxlen=20)
+        process = subprocess.Popen(
+            [self.executable, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stderr.write(line)
+            if line.strip():
+                tail.append(line.rstrip())
+        if process.wait() != 0:
+            last = tail[-1] if tail else "no output"
+            raise PodkernelError(f"{what} failed (exit {process.returncode}): {last} -- {advice}")
+
+    def image_id(self, reference: str) -> str | None:
+        """The full ID of a local image, or None when there is no such image here."""
+        result = self._capture(["image", "inspect", "--format", "{{.Id}}", reference])
+        return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
+
+    def pull(self, reference: str) -> None:
+        """Pull an image, showing Podman's progress on stderr."""
+        self._stream(
+            ["pull", reference], f"podman pull {reference}",
+            "check the image name and that its registry is reachable (podman login for private ones)",
+        )
+
+    def build(self, directory: str, build_args: list[str]) -> str:
+        """Build a directory's Containerfile with the user's build args; return the image ID."""
+        handle, iidfile = tempfile.mkstemp(prefix="podkernel-", suffix=".iid")
+        os.close(handle)
+        try:
+            self._stream(
+                ["build", *build_args, "--iidfile", iidfile, directory], f"podman build {directory}",
+                "fix the Containerfile or the build args, then try again",
+            )
+            with open(iidfile, encoding="utf-8") as stream:
+                return stream.read().strip()
+        finally:
+            os.unlink(iidfile)
+
+    def run_detached(self, run_args: list[str]) -> str:
+        """``podman run`` the given arguments (which include ``--detach``); return the container ID."""
+        result = self._run(["run", *run_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+            raise PodkernelError(f"podman could not start the kernel's container: {message}")
+        return result.stdout.strip()
+
+    def signal(self, container: str, signal_name: str) -> None:
+        """Send a signal to the container's main process (its init, which forwards it)."""
+        self._capture(["kill", "--signal", signal_name, container])
+
+    def remove(self, container: str, stop_timeout: int) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s) and remove a container, if it exists."""
+        self._capture(["rm", "--force", "--ignore", "--time", str(stop_timeout), container])
+
+    def remove_command(self, container: str) -> list[str]:
+        """The command line that force-removes a container, for a watchdog to run later."""
+        return [self.executable, "rm", "--force", "--ignore", "--time", "0", container]

@@ -1,0 +1,121 @@
+"""A kernel's podkernel settings: what ``install`` stores in ``metadata.podkernel`` and ``start`` reads back."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PodkernelError
+
+METADATA_KEY = "podkernel"
+SCHEMA_VERSION = 1
+INTERRUPT_MODES = ("message", "signal")
+
+_KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)  # what jupyter_client accepts
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """Everything needed to start one installed kernel, apart from its connection file.
+
+    Exactly one of ``image`` (an image reference) and ``build_dir`` (an absolute path
+    to a directory with a Containerfile or Dockerfile) is set.
+    """
+
+    name: str
+    image: str | None = None
+    build_dir: str | None = None
+    build_args: list[str] = field(default_factory=list)
+    run_args: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The image reference or build directory, for people to read."""
+        return self.image if self.image is not None else f"build: {self.build_dir}"
+
+    def to_metadata(self) -> dict:
+        """The JSON object stored under ``metadata.podkernel`` in kernel.json."""
+        data: dict = {"version": SCHEMA_VERSION}
+        if self.image is not None:
+            data["image"] = self.image
+        else:
+            data["build_dir"] = self.build_dir
+            data["build_args"] = list(self.build_args)
+        data["run_args"] = list(self.run_args)
+        data["command"] = list(self.command)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_metadata(cls, name: str, data: dict) -> KernelSettings:
+        """Read settings stored by :meth:`to_metadata`."""
+        if data.get("version") != SCHEMA_VERSION or ("image" in data) == ("build_dir" in data):
+            raise PodkernelError(
+                f"kernel {name!r} was written by another podkernel version; reinstall it with podkernel install --replace"
+            )
+        return cls(
+            name=name,
+            image=data.get("image"),
+            build_dir=data.get("build_dir"),
+            build_args=list(data.get("build_args", [])),
+            run_args=list(data.get("run_args", [])),
+            command=list(data.get("command", [])),
+            env=dict(data.get("env", {})),
+        )
+
+
+def check_kernel_name(name: str) -> str:
+    """Return ``name`` if kernelspecs accept it, else explain which names they accept."""
+    if not _KERNEL_NAME.match(name):
+        raise PodkernelError(
+            f"kernel name {name!r} is not allowed: use only letters, digits, '.', '_' and '-'"
+        )
+    return name.lower()
+
+
+def default_kernel_name(image: str | None = None, build_dir: str | None = None) -> str:
+    """A readable kernel name: ``podkernel-`` and the image's or directory's own name.
+
+    ``quay.io/jupyter/datascience-notebook:latest`` gives ``podkernel-datascience-notebook``,
+    a tag other than ``latest`` is kept (``podkernel-python-3.12``).
+    """
+    if build_dir is not None:
+        base = Path(build_dir).resolve().name
+    else:
+        reference = (image or "").split("@", 1)[0]
+        repository, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
+        base = repository.rsplit("/", 1)[-1]
+        if tag and tag != "latest":
+            base = f"{base}-{tag}"
+    slug = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-.") or "kernel"
+    return slug if slug.startswith("podkernel") else f"podkernel-{slug}"
+
+
+def parse_env(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings from ``--env`` as a dict, refusing malformed ones."""
+    env: dict[str, str] = {}
+    for assignment in assignments:
+        key, has_value, value = assignment.partition("=")
+        if not has_value or not _ENV_NAME.match(key):
+            raise PodkernelError(
+                f"--env {assignment!r} is not KEY=VALUE: give a variable name, '=', and its value"
+            )
+        env[key] = value
+    return env
+
+
+def resolve_build_dir(path: str, needs_containerfile: bool = True) -> str:
+    """The absolute build directory, after checking it has a Containerfile or Dockerfile."""
+    directory = Path(os.path.expanduser(path)).resolve()
+    if not directory.is_dir():
+        raise PodkernelError(f"build directory {path} does not exist: give a folder with a Containerfile or Dockerfile")
+    if needs_containerfile and not any((directory / name).is_file() for name in ("Containerfile", "Dockerfile")):
+        raise PodkernelError(
+            f"{directory} has no Containerfile or Dockerfile: add one, or point --build at the folder that has it"
+        )
+    return str(directory)

@@ -1,0 +1,116 @@
+"""The supervisor: starts a kernel's container and owns it until it is gone.
+
+It runs the container detached and then waits, holding no ``podman`` client, on three
+things at once: the container's conmon process (it exits once the container has exited
+and been removed), the process that started the kernel (the Jupyter frontend), and
+signals. SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
+going away, stop and remove the container. A small watchdog in its own session removes
+the container should the supervisor itself be killed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+
+from .podman import Podman
+
+STOP_TIMEOUT_S = 3
+FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+EXIT_STOPPED = 0
+EXIT_KERNEL_ENDED = 1
+
+# Waits for the supervisor ($1) to end, then removes its private directory ($2) and runs the rest.
+WATCHDOG_SCRIPT = 'tail --pid="$1" -f /dev/null 2>/dev/null; rm -rf -- "$2"; shift 2; exec "$@"'
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``, or None when that process is already gone."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class Supervisor:
+    """Runs one kernel container and guarantees its removal."""
+
+    def __init__(self, podman: Podman, container: str, private_dir: str, conmon_pidfile: str):
+        self.podman = podman
+        self.container = container
+        self.private_dir = private_dir
+        self.conmon_pidfile = conmon_pidfile
+        self._watchdog: subprocess.Popen | None = None
+
+    def run(self, run_args: list[str]) -> int:
+        """Start the container with ``run_args`` and supervise it; return the launcher's exit status."""
+        wakeup_read, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wakeup_write)
+        for signum in (*FORWARDED_SIGNALS, *STOPPING_SIGNALS):
+            signal.signal(signum, lambda *_: None)
+        parent = _pidfd(os.getppid())
+        try:
+            self._start_watchdog()
+            try:
+                self.podman.run_detached(run_args)
+            except BaseException:
+                self.podman.remove(self.container, 0)
+                raise
+            return self._wait(wakeup_read, parent)
+        finally:
+            self._clean_up()
+
+    def _start_watchdog(self) -> None:
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", str(os.getpid()), self.private_dir,
+             *self.podman.remove_command(self.container)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _wait(self, wakeup_read: int, parent: int | None) -> int:
+        conmon_pid = _read_pid(self.conmon_pidfile)
+        conmon = _pidfd(conmon_pid) if conmon_pid else None
+        if conmon is None:
+            self.podman.remove(self.container, STOP_TIMEOUT_S)
+            return EXIT_KERNEL_ENDED
+        poller = select.poll()
+        for fd in (conmon, wakeup_read, parent):
+            if fd is not None:
+                poller.register(fd, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == conmon:
+                    print(f"podkernel: the kernel's container {self.container} has exited", file=sys.stderr)
+                    return EXIT_KERNEL_ENDED
+                if fd == parent:
+                    self.podman.remove(self.container, STOP_TIMEOUT_S)
+                    return EXIT_STOPPED
+                for signum in os.read(wakeup_read, 64):
+                    if signum in FORWARDED_SIGNALS:
+                        self.podman.signal(self.container, FORWARDED_SIGNALS[signum])
+                    elif signum in STOPPING_SIGNALS:
+                        self.podman.remove(self.container, STOP_TIMEOUT_S)
+                        return EXIT_STOPPED
+
+    def _clean_up(self) -> None:
+        """Remove the private directory and dismiss the watchdog, whose work is done."""
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+        if self._watchdog is not None:
+            try:
+                os.killpg(self._watchdog.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
