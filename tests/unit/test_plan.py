@@ -1,0 +1,76 @@
+"""The launch plan: the exact podman run arguments, for both kinds of kernel."""
+
+from podkernel.plan import Launch, container_name, run_args
+from podkernel.settings import KernelSettings
+
+PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
+
+
+def launch(**changes) -> Launch:
+    values = dict(
+        image_id="sha256abc",
+        container_name="podkernel-demo-1a2b3c4d",
+        ports=PORTS,
+        connection_file="/home/u/.local/share/jupyter/runtime/kernel-1.json",
+        connection_copy="/run/user/1000/podkernel-x/connection.json",
+        conmon_pidfile="/run/user/1000/podkernel-x/conmon.pid",
+        launcher_pid=4242,
+    )
+    values.update(changes)
+    return Launch(**values)
+
+
+OWNED = [
+    "--detach", "--rm",
+    "--name", "podkernel-demo-1a2b3c4d",
+    "--label", "io.podkernel.kernel=demo",
+    "--label", "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
+    "--label", "io.podkernel.launcher-pid=4242",
+    "--conmon-pidfile", "/run/user/1000/podkernel-x/conmon.pid",
+]
+MOUNT_AND_ENV = [
+    "--volume", "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U",
+    "--env", "PODKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
+    "--env", "DOCKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
+]
+PUBLISH = [
+    "--publish", "127.0.0.1:5001:5001", "--publish", "127.0.0.1:5002:5002", "--publish", "127.0.0.1:5003:5003",
+    "--publish", "127.0.0.1:5004:5004", "--publish", "127.0.0.1:5005:5005",
+]
+
+
+def test_image_kernel_argv():
+    settings = KernelSettings(
+        name="demo", image="quay.io/jupyter/base-notebook",
+        run_args=['--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data"],
+        command=["python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"],
+        env={"MODE": "test"},
+    )
+    assert run_args(settings, launch()) == [
+        '--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data",
+        *OWNED, "--init", *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
+        "sha256abc", "python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
+    ]
+
+
+def test_build_kernel_argv_runs_the_built_image_id():
+    settings = KernelSettings(name="demo", build_dir="/src/kernel", build_args=["--build-arg=A=B"], run_args=["-v", "/h:/h"])
+    args = run_args(settings, launch(image_id="0123abcd"))
+    assert args == ["-v", "/h:/h", *OWNED, "--init", *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
+    assert "--build-arg=A=B" not in args
+
+
+def test_users_own_init_choice_is_kept():
+    settings = KernelSettings(name="demo", image="img", run_args=["--init=false"])
+    args = run_args(settings, launch())
+    assert args.count("--init") == 0 and args[0] == "--init=false"
+
+
+def test_key_never_reaches_the_command_line():
+    settings = KernelSettings(name="demo", image="img")
+    assert not any("key" in arg.lower() for arg in run_args(settings, launch()))
+
+
+def test_container_name_says_whose_it_is():
+    assert container_name("podkernel-python", "ab12") == "podkernel-python-ab12"
+    assert container_name("mine", "ab12") == "podkernel-mine-ab12"

@@ -1,0 +1,68 @@
+"""Kernel names, --env parsing, build folders and the metadata round trip."""
+
+import pytest
+
+from podkernel.errors import PodkernelError
+from podkernel.settings import (
+    KernelSettings, check_kernel_name, default_kernel_name, parse_env, resolve_build_dir,
+)
+
+
+@pytest.mark.parametrize(
+    "image, name",
+    [
+        ("jupyter/datascience-notebook:latest", "podkernel-datascience-notebook"),
+        ("quay.io/jupyter/datascience-notebook", "podkernel-datascience-notebook"),
+        ("localhost:5000/team/python:3.12", "podkernel-python-3.12"),
+        ("localhost/podkernel-test-debian-ipykernel", "podkernel-test-debian-ipykernel"),
+        ("ghcr.io/x/My_Image@sha256:abcd", "podkernel-my_image"),
+    ],
+)
+def test_default_name_from_image(image, name):
+    assert default_kernel_name(image=image) == name
+
+
+def test_default_name_from_build_dir(tmp_path):
+    folder = tmp_path / "ROCm Python"
+    folder.mkdir()
+    assert default_kernel_name(build_dir=str(folder)) == "podkernel-rocm-python"
+
+
+@pytest.mark.parametrize("name", ["has space", "slash/name", "ümlaut", ""])
+def test_bad_names_are_refused(name):
+    with pytest.raises(PodkernelError, match="not allowed"):
+        check_kernel_name(name)
+
+
+def test_good_name_is_lowercased():
+    assert check_kernel_name("My.Kernel_1-x") == "my.kernel_1-x"
+
+
+def test_env_parsing():
+    assert parse_env(["A=1", "B=x=y", "EMPTY="]) == {"A": "1", "B": "x=y", "EMPTY": ""}
+    for bad in ["NOVALUE", "=x", "1A=2", "A B=1"]:
+        with pytest.raises(PodkernelError, match="is not KEY=VALUE"):
+            parse_env([bad])
+
+
+def test_build_dir_needs_a_containerfile(tmp_path):
+    with pytest.raises(PodkernelError, match="does not exist"):
+        resolve_build_dir(str(tmp_path / "missing"))
+    with pytest.raises(PodkernelError, match="no Containerfile or Dockerfile"):
+        resolve_build_dir(str(tmp_path))
+    assert resolve_build_dir(str(tmp_path), needs_containerfile=False) == str(tmp_path)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert resolve_build_dir(str(tmp_path)) == str(tmp_path)
+
+
+def test_metadata_round_trip():
+    for settings in (
+        KernelSettings(name="a", image="img", run_args=["-v", "/x:/x"], command=["bash"], env={"K": "V"}),
+        KernelSettings(name="b", build_dir="/src", build_args=["--no-cache"]),
+    ):
+        assert KernelSettings.from_metadata(settings.name, settings.to_metadata()) == settings
+
+
+def test_foreign_metadata_is_refused():
+    with pytest.raises(PodkernelError, match="reinstall"):
+        KernelSettings.from_metadata("x", {"version": 99, "image": "img"})
