@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import podkernel
+from helpers import podkernel
 from podkernel import kernelspecs
 from podkernel.cli import install
 from podkernel.commands.install import settings_from_args
