@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .connection import CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS
-from .podman_options import gives_init
+from .podman_options import gives_option
 from .settings import KernelSettings
 
 LABEL_PREFIX = "io.podkernel"
@@ -32,7 +32,11 @@ def container_name(kernel_name: str, suffix: str) -> str:
 
 
 def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
-    """The arguments after ``podman run``: the user's run args verbatim, then those podkernel owns."""
+    """The arguments after ``podman run``: the user's run args verbatim, then those podkernel owns.
+
+    Unless the user chose otherwise, the container gets an init that forwards signals to the
+    kernel, and its output passes straight through to the launcher's stderr (the Jupyter log).
+    """
     args = list(settings.run_args)
     args += [
         "--detach",
@@ -43,8 +47,10 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         "--label", f"{LABEL_PREFIX}.launcher-pid={launch.launcher_pid}",
         "--conmon-pidfile", launch.conmon_pidfile,
     ]
-    if not gives_init(settings.run_args):
+    if not gives_option(settings.run_args, "--init"):
         args.append("--init")
+    if not gives_option(settings.run_args, "--log-driver"):
+        args += ["--log-driver", "passthrough"]
     args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:U"]
     for variable in CONTAINER_ENV_VARS:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]

@@ -74,13 +74,17 @@ class Podman:
         finally:
             os.unlink(iidfile)
 
-    def run_detached(self, run_args: list[str]) -> str:
-        """``podman run`` the given arguments (which include ``--detach``); return the container ID."""
-        result = self._run(["run", *run_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
-            raise PodkernelError(f"podman could not start the kernel's container: {message}")
-        return result.stdout.strip()
+    def run_detached(self, run_args: list[str]) -> None:
+        """``podman run`` the given arguments (which include ``--detach``).
+
+        Podman's output, and the container's own when it logs by ``passthrough``, goes to
+        stderr: where a Jupyter server shows its kernels' messages.
+        """
+        returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr).returncode
+        if returncode != 0:
+            raise PodkernelError(
+                f"podman could not start the kernel's container (exit {returncode}): see Podman's message above"
+            )
 
     def signal(self, container: str, signal_name: str) -> None:
         """Send a signal to the container's main process (its init, which forwards it)."""

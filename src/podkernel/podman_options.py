@@ -130,6 +130,6 @@ def check_build_args(build_args: list[str]) -> None:
             )
 
 
-def gives_init(run_args: list[str]) -> bool:
-    """Whether the user's run args already choose an init process."""
-    return any(option.name == "--init" for option in parse_run_options(run_args))
+def gives_option(run_args: list[str], name: str) -> bool:
+    """Whether the user's run args already set the option ``name`` (a long name)."""
+    return any(option.name == name for option in parse_run_options(run_args))

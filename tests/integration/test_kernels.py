@@ -8,6 +8,7 @@ import time
 
 import nbformat
 import pytest
+from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
 from helpers import podkernel
@@ -190,10 +191,23 @@ def test_start_with_missing_image_fails_in_one_line(install, jupyter_dirs, tmp_p
     tag = "localhost/podkernel-test-short-lived"
     podman("tag", DEBIAN_IMAGE, tag)
     name = install(tag)
-    podman("untag", tag)
+    podman("untag", tag, tag)
     connection = tmp_path / "connection.json"
     connection.write_text(json.dumps({"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
                                       "hb_port": 5, "ip": "127.0.0.1", "key": "k", "transport": "tcp"}))
     result = podkernel("start", name, str(connection))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("podkernel: error: podman pull")
+
+
+def test_kernel_output_reaches_the_launchers_stderr(install, tmp_path):
+    name = install(DEBIAN_IMAGE)
+    log_path = tmp_path / "launcher.log"
+    with open(log_path, "w") as log:
+        manager, client = start_new_kernel(kernel_name=name, startup_timeout=120, stderr=log)
+        try:
+            execute(client, "import os; os.write(2, b'low-level-kernel-stderr-marker\\n')")
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel()
+    assert "low-level-kernel-stderr-marker" in log_path.read_text()

@@ -48,7 +48,7 @@ def test_image_kernel_argv():
     )
     assert run_args(settings, launch()) == [
         '--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data",
-        *OWNED, "--init", *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
+        *OWNED, "--init", "--log-driver", "passthrough", *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
         "sha256abc", "python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
     ]
 
@@ -56,14 +56,15 @@ def test_image_kernel_argv():
 def test_build_kernel_argv_runs_the_built_image_id():
     settings = KernelSettings(name="demo", build_dir="/src/kernel", build_args=["--build-arg=A=B"], run_args=["-v", "/h:/h"])
     args = run_args(settings, launch(image_id="0123abcd"))
-    assert args == ["-v", "/h:/h", *OWNED, "--init", *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
+    assert args == ["-v", "/h:/h", *OWNED, "--init", "--log-driver", "passthrough", *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
     assert "--build-arg=A=B" not in args
 
 
-def test_users_own_init_choice_is_kept():
-    settings = KernelSettings(name="demo", image="img", run_args=["--init=false"])
+def test_users_own_init_and_log_driver_are_kept():
+    settings = KernelSettings(name="demo", image="img", run_args=["--init=false", "--log-driver", "k8s-file"])
     args = run_args(settings, launch())
     assert args.count("--init") == 0 and args[0] == "--init=false"
+    assert "passthrough" not in args and args[1:3] == ["--log-driver", "k8s-file"]
 
 
 def test_key_never_reaches_the_command_line():

@@ -3,7 +3,7 @@
 import pytest
 
 from podkernel.errors import PodkernelError
-from podkernel.podman_options import Option, check_build_args, check_run_args, gives_init, parse_run_options
+from podkernel.podman_options import Option, check_build_args, check_run_args, gives_option, parse_run_options
 
 
 @pytest.mark.parametrize(
@@ -74,5 +74,5 @@ def test_ordinary_build_args_pass():
     "run_args, expected",
     [([], False), (["--init"], True), (["--init=false"], True), (["-e", "--init"], False)],
 )
-def test_gives_init(run_args, expected):
-    assert gives_init(run_args) is expected
+def test_gives_option(run_args, expected):
+    assert gives_option(run_args, "--init") is expected

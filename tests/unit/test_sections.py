@@ -27,6 +27,7 @@ EXAMPLES = {
     "podkernel install jupyter/datascience-notebook:latest '--entrypoint=[\"/bin/bash\", \"-c\"]' -- "
     "'python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE'": DATASCIENCE,
     "podkernel install --build ~/jupyter-container-kernels/python": Sections(),
+    "podkernel install --build examples/python": Sections(),
     "podkernel install --build ~/jupyter-container-kernels/python -- -v $HOME:$HOME -- bash":
         Sections(run_args=["-v", "$HOME:$HOME"], command=["bash"]),
     "podkernel install --build ~/jupyter-container-kernels/python -- --build-arg=somearg=somevalue -- -v $HOME:$HOME -- bash":
@@ -76,7 +77,7 @@ def test_example_splits_into_its_sections(command_line):
 
 def readme_install_commands() -> list[str]:
     text = README.read_text()
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
     commands = []
     for block in blocks:
         for match in re.finditer(r"^podkernel install(?:.*\\\n)*.*$", block, flags=re.M):
