@@ -92,6 +92,23 @@ def show(name: str) -> None:
 
 
 @cli.command()
+def ps() -> None:
+    """List running podkernel containers and whether their launcher is alive."""
+    from .commands.ps import ps as run
+
+    run()
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Remove every podkernel container, running kernels included.")
+def prune(everything: bool) -> None:
+    """Remove podkernel containers whose launcher is gone (never other containers)."""
+    from .commands.prune import prune as run
+
+    run(everything)
+
+
+@cli.command()
 @click.argument("name")
 @click.argument("connection_file")
 def start(name: str, connection_file: str) -> None:

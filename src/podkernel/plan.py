@@ -10,6 +10,8 @@ from .settings import KernelSettings
 
 LABEL_PREFIX = "io.podkernel"
 KERNEL_LABEL = f"{LABEL_PREFIX}.kernel"
+CONNECTION_FILE_LABEL = f"{LABEL_PREFIX}.connection-file"
+LAUNCHER_PID_LABEL = f"{LABEL_PREFIX}.launcher-pid"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Launch:
     connection_file: str
     connection_copy: str
     conmon_pidfile: str
+    container_pidfile: str
     launcher_pid: int | str
 
 
@@ -43,9 +46,10 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         "--rm",
         "--name", launch.container_name,
         "--label", f"{KERNEL_LABEL}={settings.name}",
-        "--label", f"{LABEL_PREFIX}.connection-file={launch.connection_file}",
-        "--label", f"{LABEL_PREFIX}.launcher-pid={launch.launcher_pid}",
+        "--label", f"{CONNECTION_FILE_LABEL}={launch.connection_file}",
+        "--label", f"{LAUNCHER_PID_LABEL}={launch.launcher_pid}",
         "--conmon-pidfile", launch.conmon_pidfile,
+        "--pidfile", launch.container_pidfile,
     ]
     if not gives_option(settings.run_args, "--init"):
         args.append("--init")

@@ -6,6 +6,7 @@ deals in argument lists and results, never in processes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -93,6 +94,18 @@ class Podman:
     def remove(self, container: str, stop_timeout: int) -> None:
         """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s) and remove a container, if it exists."""
         self._capture(["rm", "--force", "--ignore", "--time", str(stop_timeout), container])
+
+    def remove_labelled(self, label: str, stop_timeout: int) -> None:
+        """Stop and remove every container that carries ``label`` (``KEY=VALUE``)."""
+        self._capture(["rm", "--force", "--ignore", "--time", str(stop_timeout), "--filter", f"label={label}"])
+
+    def containers(self, label: str) -> list[dict]:
+        """``podman ps --all`` for the containers that carry ``label``, as Podman's JSON records."""
+        result = self._capture(["ps", "--all", "--filter", f"label={label}", "--format", "json"])
+        if result.returncode != 0:
+            message = " ".join(result.stderr.split())
+            raise PodkernelError(f"podman ps failed: {message} -- check that Podman works (podman info)")
+        return json.loads(result.stdout or "[]")
 
     def remove_command(self, container: str) -> list[str]:
         """The command line that force-removes a container, for a watchdog to run later."""

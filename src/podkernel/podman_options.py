@@ -54,6 +54,7 @@ RESERVED_RUN_OPTIONS = {
     "--rm": "podkernel always removes the kernel's container",
     "--name": "podkernel names each kernel's container so it can clean it up",
     "--conmon-pidfile": "podkernel uses it to watch the container",
+    "--pidfile": "podkernel uses it to stop the kernel should its launcher be killed",
 }
 RESERVED_BUILD_OPTIONS = {
     "--iidfile": "podkernel reads the built image's ID from its own --iidfile",

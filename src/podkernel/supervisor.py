@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 
+from .connection import busy_ports
+from .plan import CONNECTION_FILE_LABEL, Launch
 from .podman import Podman
 
 STOP_TIMEOUT_S = 3
@@ -25,8 +27,13 @@ STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
 
-# Waits for the supervisor ($1) to end, then removes its private directory ($2) and runs the rest.
-WATCHDOG_SCRIPT = 'tail --pid="$1" -f /dev/null 2>/dev/null; rm -rf -- "$2"; shift 2; exec "$@"'
+# Waits for the supervisor ($1) to end (checking every 0.1 s), kills the container's main
+# process at once (its pid is in $3), removes the private directory ($2), then runs the rest:
+# the command that removes the container.
+WATCHDOG_SCRIPT = (
+    'tail --pid="$1" -s 0.1 -f /dev/null 2>/dev/null; '
+    'kill -KILL "$(cat "$3" 2>/dev/null)" 2>/dev/null; rm -rf -- "$2"; shift 3; exec "$@"'
+)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -48,11 +55,11 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, podman: Podman, container: str, private_dir: str, conmon_pidfile: str):
+    def __init__(self, podman: Podman, launch: Launch, private_dir: str):
         self.podman = podman
-        self.container = container
+        self.launch = launch
+        self.container = launch.container_name
         self.private_dir = private_dir
-        self.conmon_pidfile = conmon_pidfile
         self._watchdog: subprocess.Popen | None = None
 
     def run(self, run_args: list[str]) -> int:
@@ -64,6 +71,7 @@ class Supervisor:
         parent = _pidfd(os.getppid())
         try:
             self._start_watchdog()
+            self._free_ports()
             try:
                 self.podman.run_detached(run_args)
             except BaseException:
@@ -73,16 +81,25 @@ class Supervisor:
         finally:
             self._clean_up()
 
+    def _free_ports(self) -> None:
+        """Remove this connection file's previous container if it still holds the ports.
+
+        A restart reuses the ports; after ``shutdown_kernel(now=True)`` the old container
+        may not have been removed yet by the old launcher's watchdog.
+        """
+        if busy_ports(self.launch.ports):
+            self.podman.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
+
     def _start_watchdog(self) -> None:
         self._watchdog = subprocess.Popen(
             ["sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", str(os.getpid()), self.private_dir,
-             *self.podman.remove_command(self.container)],
+             self.launch.container_pidfile, *self.podman.remove_command(self.container)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
 
     def _wait(self, wakeup_read: int, parent: int | None) -> int:
-        conmon_pid = _read_pid(self.conmon_pidfile)
+        conmon_pid = _read_pid(self.launch.conmon_pidfile)
         conmon = _pidfd(conmon_pid) if conmon_pid else None
         if conmon is None:
             self.podman.remove(self.container, STOP_TIMEOUT_S)

@@ -15,6 +15,7 @@ BASE_IMAGE = "localhost/podkernel-test-base:bookworm"
 DEBIAN_IMAGE = "localhost/podkernel-test-debian-ipykernel"
 PYPI_IMAGE = "localhost/podkernel-test-pypi-ipykernel"
 UID1000_IMAGE = "localhost/podkernel-test-uid1000"
+IRKERNEL_IMAGE = "localhost/podkernel-test-irkernel"
 KERNEL_LABEL = "io.podkernel.kernel"
 LEFTOVER_GRACE_S = 10
 

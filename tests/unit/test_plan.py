@@ -14,6 +14,7 @@ def launch(**changes) -> Launch:
         connection_file="/home/u/.local/share/jupyter/runtime/kernel-1.json",
         connection_copy="/run/user/1000/podkernel-x/connection.json",
         conmon_pidfile="/run/user/1000/podkernel-x/conmon.pid",
+        container_pidfile="/run/user/1000/podkernel-x/container.pid",
         launcher_pid=4242,
     )
     values.update(changes)
@@ -27,6 +28,7 @@ OWNED = [
     "--label", "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
     "--label", "io.podkernel.launcher-pid=4242",
     "--conmon-pidfile", "/run/user/1000/podkernel-x/conmon.pid",
+    "--pidfile", "/run/user/1000/podkernel-x/container.pid",
 ]
 MOUNT_AND_ENV = [
     "--volume", "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U",

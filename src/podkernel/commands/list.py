@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
+import click
 
 from .. import kernelspecs
+from ..tables import print_table
 
 
 def list_kernels() -> None:
     kernels = kernelspecs.installed()
-    console = Console()
     if not kernels:
-        console.print("No podkernel kernels installed. Add one with: podkernel install IMAGE")
+        click.echo("No podkernel kernels installed. Add one with: podkernel install IMAGE")
         return
-    table = Table("Name", "Display name", "Image or build dir", "Interrupt", "Location")
-    for kernel in kernels:
-        table.add_row(
-            kernel.settings.name, kernel.spec.get("display_name", ""), kernel.settings.source,
-            kernel.spec.get("interrupt_mode", "signal"), kernel.resource_dir,
-        )
-    console.print(table)
+    print_table(
+        ["Name", "Display name", "Image or build dir", "Interrupt", "Location"],
+        [
+            [k.settings.name, k.spec.get("display_name", ""), k.settings.source,
+             k.spec.get("interrupt_mode", "signal"), k.resource_dir]
+            for k in kernels
+        ],
+    )

@@ -30,7 +30,7 @@ def start(name: str, connection_file: str) -> int:
         connection_file=os.path.abspath(connection_file),
         connection_copy=write_container_copy(connection, directory),
         conmon_pidfile=os.path.join(directory, "conmon.pid"),
+        container_pidfile=os.path.join(directory, "container.pid"),
         launcher_pid=os.getpid(),
     )
-    supervisor = Supervisor(podman, launch.container_name, directory, launch.conmon_pidfile)
-    return supervisor.run(run_args(settings, launch))
+    return Supervisor(podman, launch, directory).run(run_args(settings, launch))
