@@ -92,8 +92,15 @@ class Podman:
         self._capture(["kill", "--signal", signal_name, container])
 
     def remove(self, container: str, stop_timeout: int) -> None:
-        """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s) and remove a container, if it exists."""
-        self._capture(["rm", "--force", "--ignore", "--time", str(stop_timeout), container])
+        """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s) and remove a container, if it exists.
+
+        The removal runs in a session of its own, so that killing the caller's process group
+        cannot cut it short and leave a half-removed container.
+        """
+        self._run(
+            ["rm", "--force", "--ignore", "--time", str(stop_timeout), container],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
 
     def remove_labelled(self, label: str, stop_timeout: int) -> None:
         """Stop and remove every container that carries ``label`` (``KEY=VALUE``)."""

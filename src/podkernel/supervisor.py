@@ -4,12 +4,13 @@ It runs the container detached and then waits, holding no ``podman`` client, on 
 things at once: the container's conmon process (it exits once the container has exited
 and been removed), the process that started the kernel (the Jupyter frontend), and
 signals. SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
-going away, stop and remove the container. A small watchdog in its own session removes
-the container should the supervisor itself be killed.
+going away, stop and remove the container. A ``flock`` watchdog in its own session, waiting
+on a lock the supervisor holds, removes the container should the supervisor itself be killed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
@@ -21,19 +22,19 @@ from .connection import busy_ports
 from .plan import CONNECTION_FILE_LABEL, Launch
 from .podman import Podman
 
-STOP_TIMEOUT_S = 3
+# Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
+# 2.5 s after its own SIGTERM, and the whole stop must be over by then.
+STOP_TIMEOUT_S = 1
 FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
 
-# Waits for the supervisor ($1) to end (checking every 0.1 s), kills the container's main
-# process at once (its pid is in $3), removes the private directory ($2), then runs the rest:
-# the command that removes the container.
-WATCHDOG_SCRIPT = (
-    'tail --pid="$1" -s 0.1 -f /dev/null 2>/dev/null; '
-    'kill -KILL "$(cat "$3" 2>/dev/null)" 2>/dev/null; rm -rf -- "$2"; shift 3; exec "$@"'
-)
+# The watchdog: `flock` waits, without polling, for the lock the supervisor holds for its
+# whole life; the kernel releases it the instant the supervisor dies, however it dies. Then the
+# script kills the container's main process (pid in $2) at once, removes the private
+# directory ($1) and execs the rest: the command that removes the container.
+WATCHDOG_SCRIPT = 'kill -KILL "$(cat "$2" 2>/dev/null)" 2>/dev/null; rm -rf -- "$1"; shift 2; exec "$@"'
 
 
 def _pidfd(pid: int) -> int | None:
@@ -91,8 +92,11 @@ class Supervisor:
             self.podman.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
 
     def _start_watchdog(self) -> None:
+        lock_path = os.path.join(self.private_dir, "supervisor.lock")
+        lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held, never closed, until this process ends
         self._watchdog = subprocess.Popen(
-            ["sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", str(os.getpid()), self.private_dir,
+            ["flock", lock_path, "sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", self.private_dir,
              self.launch.container_pidfile, *self.podman.remove_command(self.container)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -29,7 +29,7 @@ def podkernel_containers() -> list[str]:
 
 
 def podkernel_processes() -> list[str]:
-    """Host processes podkernel keeps for a kernel: launchers and watchdogs."""
+    """Host processes of podkernel's kernels: launchers, watchdogs, and the conmon of any container."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -38,7 +38,9 @@ def podkernel_processes() -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "podkernel start" in command or "podkernel-watchdog" in command:
+        if "podkernel start" in command or "podkernel-watchdog" in command or (
+            command.startswith("/usr/bin/conmon") and " -n podkernel-" in command
+        ):
             found.append(f"{entry.name}: {command.strip()}")
     return found
 
