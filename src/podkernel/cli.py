@@ -111,8 +111,9 @@ def prune(everything: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.argument("connection_file")
-def start(name: str, connection_file: str) -> None:
+@click.argument("kernel_dir", required=False)
+def start(name: str, connection_file: str, kernel_dir: str | None) -> None:
     """Start a kernel for a connection file (what kernel.json runs)."""
     from .commands.start import start as run
 
-    raise SystemExit(run(name, connection_file))
+    raise SystemExit(run(name, connection_file, kernel_dir))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import PodkernelError
 
@@ -15,8 +14,7 @@ CONTAINER_PATH = "/run/podkernel/connection.json"
 CONTAINER_ENV_VARS = ("PODKERNEL_CONNECTION_FILE", "DOCKERNEL_CONNECTION_FILE")
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     """What podkernel needs from a connection file: its ports, and its contents."""
 
     ports: dict[str, int]
@@ -44,8 +42,10 @@ def read_connection_file(path: str) -> Connection:
 def private_dir() -> str:
     """A new directory only the current user can enter, on tmpfs where the session has one."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    parent = runtime if runtime and os.access(runtime, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="podkernel-", dir=parent)
+    parent = runtime if runtime and os.access(runtime, os.W_OK) else os.environ.get("TMPDIR", "/tmp")
+    path = os.path.join(parent, f"podkernel-{os.urandom(6).hex()}")
+    os.mkdir(path, 0o700)
+    return path
 
 
 def write_container_copy(connection: Connection, directory: str) -> str:

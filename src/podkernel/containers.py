@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .plan import KERNEL_LABEL, LAUNCHER_PID_LABEL
 from .podman import Podman
 
 
-@dataclass(frozen=True)
-class KernelContainer:
+class KernelContainer(NamedTuple):
     """One container that podkernel started."""
 
     name: str

@@ -1,8 +1,9 @@
 """podkernel's kernelspecs: written, listed and removed through jupyter_client's KernelSpecManager.
 
-:func:`load` is the exception: ``podkernel start`` runs for every kernel, so it finds the
-kernelspec the way KernelSpecManager does (the first ``NAME/kernel.json`` on
-``jupyter_path("kernels")``) without importing jupyter_client.
+:func:`load` is the exception: ``podkernel start`` runs for every kernel, so it reads the
+kernelspec from the directory the frontend passes as ``{resource_dir}``, or else finds it the
+way KernelSpecManager does (the first ``NAME/kernel.json`` on ``jupyter_path("kernels")``),
+without importing jupyter_client.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import PodkernelError
 from .settings import METADATA_KEY, KernelSettings
@@ -19,8 +19,7 @@ from .settings import METADATA_KEY, KernelSettings
 KERNEL_JSON = "kernel.json"
 
 
-@dataclass(frozen=True)
-class InstalledKernel:
+class InstalledKernel(NamedTuple):
     """A podkernel kernelspec found on disk."""
 
     settings: KernelSettings
@@ -28,8 +27,7 @@ class InstalledKernel:
     resource_dir: str
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where to install: the user's data dir (``prefix=None``) or ``PREFIX/share/jupyter/kernels``."""
 
     prefix: str | None = None
@@ -45,7 +43,7 @@ class Location:
 def kernel_json(settings: KernelSettings, display_name: str, language: str, interrupt_mode: str) -> dict:
     """The kernelspec for a kernel; its argv works without podkernel on the frontend's PATH."""
     return {
-        "argv": [sys.executable, "-m", "podkernel", "start", settings.name, "{connection_file}"],
+        "argv": [sys.executable, "-m", "podkernel", "start", settings.name, "{connection_file}", "{resource_dir}"],
         "display_name": display_name,
         "language": language,
         "interrupt_mode": interrupt_mode,
@@ -60,22 +58,26 @@ def _podkernel_settings(name: str, spec: dict) -> KernelSettings:
     return KernelSettings.from_metadata(name, metadata[METADATA_KEY])
 
 
-def load(name: str) -> InstalledKernel:
-    """The installed podkernel kernel called ``name``."""
+def _read(name: str, resource_dir: str) -> InstalledKernel:
+    path = os.path.join(resource_dir, KERNEL_JSON)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise PodkernelError(f"cannot read {path}: {error}; reinstall the kernel") from None
+    return InstalledKernel(_podkernel_settings(name, spec), spec, resource_dir)
+
+
+def load(name: str, resource_dir: str | None = None) -> InstalledKernel:
+    """The installed podkernel kernel called ``name``, from ``resource_dir`` when that holds it."""
+    name = name.lower()
+    if resource_dir and os.path.isfile(os.path.join(resource_dir, KERNEL_JSON)):
+        return _read(name, resource_dir)
     from jupyter_core.paths import jupyter_path
 
-    name = name.lower()
     for kernels_dir in jupyter_path("kernels"):
-        resource_dir = os.path.join(kernels_dir, name)
-        path = os.path.join(resource_dir, KERNEL_JSON)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, encoding="utf-8") as handle:
-                spec = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise PodkernelError(f"cannot read {path}: {error}; reinstall the kernel") from None
-        return InstalledKernel(_podkernel_settings(name, spec), spec, resource_dir)
+        if os.path.isfile(os.path.join(kernels_dir, name, KERNEL_JSON)):
+            return _read(name, os.path.join(kernels_dir, name))
     raise PodkernelError(f"no kernel named {name!r}: see podkernel list, or install one with podkernel install")
 
 
@@ -90,6 +92,8 @@ def check_free(name: str, location: Location, replace: bool) -> None:
 
 def install(spec: dict, name: str, location: Location, replace: bool) -> str:
     """Install a kernelspec atomically: on any error nothing is left behind. Return its directory."""
+    import tempfile
+
     from jupyter_client.kernelspec import KernelSpecManager
 
     check_free(name, location, replace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .connection import CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS
 from .podman_options import gives_option
@@ -14,8 +14,7 @@ CONNECTION_FILE_LABEL = f"{LABEL_PREFIX}.connection-file"
 LAUNCHER_PID_LABEL = f"{LABEL_PREFIX}.launcher-pid"
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(NamedTuple):
     """The facts of one kernel start that the plan needs besides the kernel's settings."""
 
     image_id: str
@@ -23,7 +22,6 @@ class Launch:
     ports: dict[str, int | str]
     connection_file: str
     connection_copy: str
-    conmon_pidfile: str
     container_pidfile: str
     launcher_pid: int | str
 
@@ -48,7 +46,6 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         "--label", f"{KERNEL_LABEL}={settings.name}",
         "--label", f"{CONNECTION_FILE_LABEL}={launch.connection_file}",
         "--label", f"{LAUNCHER_PID_LABEL}={launch.launcher_pid}",
-        "--conmon-pidfile", launch.conmon_pidfile,
         "--pidfile", launch.container_pidfile,
     ]
     if not gives_option(settings.run_args, "--init"):

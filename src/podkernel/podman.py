@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections import deque
 
 from .errors import PodkernelError
@@ -63,6 +62,8 @@ class Podman:
 
     def build(self, directory: str, build_args: list[str]) -> str:
         """Build a directory's Containerfile with the user's build args; return the image ID."""
+        import tempfile
+
         handle, iidfile = tempfile.mkstemp(prefix="podkernel-", suffix=".iid")
         os.close(handle)
         try:

@@ -8,7 +8,7 @@ The tables come from ``podman run --help`` and ``podman build --help`` (Podman 4
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import PodkernelError
 
@@ -53,8 +53,7 @@ RESERVED_RUN_OPTIONS = {
     "--attach": "podkernel decides what the container's streams are attached to",
     "--rm": "podkernel always removes the kernel's container",
     "--name": "podkernel names each kernel's container so it can clean it up",
-    "--conmon-pidfile": "podkernel uses it to watch the container",
-    "--pidfile": "podkernel uses it to stop the kernel should its launcher be killed",
+    "--pidfile": "podkernel uses it to watch the kernel's process",
 }
 RESERVED_BUILD_OPTIONS = {
     "--iidfile": "podkernel reads the built image's ID from its own --iidfile",
@@ -70,8 +69,7 @@ def option_name(arg: str) -> str:
     return ""
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One option found in an argument list, with its value when it has one."""
 
     name: str

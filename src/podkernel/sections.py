@@ -15,20 +15,19 @@ command is really options for ``podman run``, or the lone section uses options t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .podman_options import BUILD_ONLY_OPTIONS, option_name
 
 SEPARATOR = "--"
 
 
-@dataclass(frozen=True)
-class Sections:
+class Sections(NamedTuple):
     """The argument sections of an install command line."""
 
-    build_args: list[str] = field(default_factory=list)
-    run_args: list[str] = field(default_factory=list)
-    command: list[str] = field(default_factory=list)
+    build_args: list[str] = []  # defaults are shared: never mutate a section
+    run_args: list[str] = []
+    command: list[str] = []
 
 
 def split_on_separator(args: list[str]) -> list[list[str]]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import NamedTuple
 
 from .errors import PodkernelError
 
@@ -17,8 +16,7 @@ _KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)  # what jupyter_clie
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class KernelSettings:
+class KernelSettings(NamedTuple):
     """Everything needed to start one installed kernel, apart from its connection file.
 
     Exactly one of ``image`` (an image reference) and ``build_dir`` (an absolute path
@@ -28,10 +26,10 @@ class KernelSettings:
     name: str
     image: str | None = None
     build_dir: str | None = None
-    build_args: list[str] = field(default_factory=list)
-    run_args: list[str] = field(default_factory=list)
-    command: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    build_args: list[str] = []  # defaults are shared: never mutate a setting
+    run_args: list[str] = []
+    command: list[str] = []
+    env: dict[str, str] = {}
 
     @property
     def source(self) -> str:
@@ -85,7 +83,7 @@ def default_kernel_name(image: str | None = None, build_dir: str | None = None) 
     a tag other than ``latest`` is kept (``podkernel-python-3.12``).
     """
     if build_dir is not None:
-        base = Path(build_dir).resolve().name
+        base = os.path.basename(os.path.realpath(build_dir))
     else:
         reference = (image or "").split("@", 1)[0]
         repository, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
@@ -111,11 +109,13 @@ def parse_env(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def resolve_build_dir(path: str, needs_containerfile: bool = True) -> str:
     """The absolute build directory, after checking it has a Containerfile or Dockerfile."""
-    directory = Path(os.path.expanduser(path)).resolve()
-    if not directory.is_dir():
+    directory = os.path.realpath(os.path.expanduser(path))
+    if not os.path.isdir(directory):
         raise PodkernelError(f"build directory {path} does not exist: give a folder with a Containerfile or Dockerfile")
-    if needs_containerfile and not any((directory / name).is_file() for name in ("Containerfile", "Dockerfile")):
+    if needs_containerfile and not any(
+        os.path.isfile(os.path.join(directory, name)) for name in ("Containerfile", "Dockerfile")
+    ):
         raise PodkernelError(
             f"{directory} has no Containerfile or Dockerfile: add one, or point --build at the folder that has it"
         )
-    return str(directory)
+    return directory

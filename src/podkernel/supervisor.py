@@ -1,9 +1,9 @@
 """The supervisor: starts a kernel's container and owns it until it is gone.
 
 It runs the container detached and then waits, holding no ``podman`` client, on three
-things at once: the container's conmon process (it exits once the container has exited
-and been removed), the process that started the kernel (the Jupyter frontend), and
-signals. SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
+things at once: the container's main process (when the kernel ends, so does the launcher,
+while Podman's own ``--rm`` cleanup removes the container), the process that started the
+kernel (the Jupyter frontend), and signals. SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
 going away, stop and remove the container. A ``flock`` watchdog in its own session, waiting
 on a lock the supervisor holds, removes the container should the supervisor itself be killed.
 """
@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 from .connection import busy_ports
 from .plan import CONNECTION_FILE_LABEL, Launch
@@ -25,6 +26,8 @@ from .podman import Podman
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
 STOP_TIMEOUT_S = 1
+# How long a new container waits for its ports while the previous one is being removed.
+PORT_WAIT_S = 3.0
 FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_STOPPED = 0
@@ -83,13 +86,18 @@ class Supervisor:
             self._clean_up()
 
     def _free_ports(self) -> None:
-        """Remove this connection file's previous container if it still holds the ports.
+        """Wait for the ports while this connection file's previous container is removed.
 
-        A restart reuses the ports; after ``shutdown_kernel(now=True)`` the old container
-        may not have been removed yet by the old launcher's watchdog.
+        A restart reuses the ports, and Podman holds them until a container is removed,
+        which goes on after its kernel has ended. Should they stay taken, that container
+        is removed here.
         """
-        if busy_ports(self.launch.ports):
-            self.podman.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
+        deadline = time.monotonic() + PORT_WAIT_S
+        while busy_ports(self.launch.ports):
+            if time.monotonic() > deadline:
+                self.podman.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
+                return
+            time.sleep(0.02)
 
     def _start_watchdog(self) -> None:
         lock_path = os.path.join(self.private_dir, "supervisor.lock")
@@ -103,18 +111,18 @@ class Supervisor:
         )
 
     def _wait(self, wakeup_read: int, parent: int | None) -> int:
-        conmon_pid = _read_pid(self.launch.conmon_pidfile)
-        conmon = _pidfd(conmon_pid) if conmon_pid else None
-        if conmon is None:
+        kernel_pid = _read_pid(self.launch.container_pidfile)
+        kernel = _pidfd(kernel_pid) if kernel_pid else None
+        if kernel is None:
             self.podman.remove(self.container, STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
         poller = select.poll()
-        for fd in (conmon, wakeup_read, parent):
+        for fd in (kernel, wakeup_read, parent):
             if fd is not None:
                 poller.register(fd, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
-                if fd == conmon:
+                if fd == kernel:
                     print(f"podkernel: the kernel's container {self.container} has exited", file=sys.stderr)
                     return EXIT_KERNEL_ENDED
                 if fd == parent:

@@ -94,7 +94,7 @@ def test_show_prints_exactly_what_start_ran(install):
         values["connection_file"] = manager.connection_file
         values["suffix"] = container["Name"].rsplit("-", 1)[1]
         values["launcher_pid"] = container["Config"]["Labels"]["io.podkernel.launcher-pid"]
-        values["private_dir"] = os.path.dirname(ran[ran.index("--conmon-pidfile") + 1])
+        values["private_dir"] = os.path.dirname(ran[ran.index("--pidfile") + 1])
         filled = []
         for word in shown:
             for key, value in values.items():

@@ -47,7 +47,7 @@ def test_install_load_list_remove(jupyter_dirs):
     path = kernelspecs.install(spec_for(), "demo", kernelspecs.Location(), replace=False)
     assert path == str(jupyter_dirs / "kernels" / "demo")
     spec = json.loads((jupyter_dirs / "kernels" / "demo" / "kernel.json").read_text())
-    assert spec["argv"][1:] == ["-m", "podkernel", "start", "demo", "{connection_file}"]
+    assert spec["argv"][1:] == ["-m", "podkernel", "start", "demo", "{connection_file}", "{resource_dir}"]
     assert os.path.isabs(spec["argv"][0])
     assert kernelspecs.load("demo").settings.image == "img"
     assert [kernel.settings.name for kernel in kernelspecs.installed()] == ["demo"]

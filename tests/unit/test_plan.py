@@ -13,7 +13,6 @@ def launch(**changes) -> Launch:
         ports=PORTS,
         connection_file="/home/u/.local/share/jupyter/runtime/kernel-1.json",
         connection_copy="/run/user/1000/podkernel-x/connection.json",
-        conmon_pidfile="/run/user/1000/podkernel-x/conmon.pid",
         container_pidfile="/run/user/1000/podkernel-x/container.pid",
         launcher_pid=4242,
     )
@@ -27,7 +26,6 @@ OWNED = [
     "--label", "io.podkernel.kernel=demo",
     "--label", "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
     "--label", "io.podkernel.launcher-pid=4242",
-    "--conmon-pidfile", "/run/user/1000/podkernel-x/conmon.pid",
     "--pidfile", "/run/user/1000/podkernel-x/container.pid",
 ]
 MOUNT_AND_ENV = [

@@ -22,7 +22,7 @@ from podkernel.podman_options import Option, check_build_args, check_run_args, g
         (["--rm=false"], "--rm"),
         (["--name", "mine"], "--name"),
         (["--name=mine"], "--name"),
-        (["--conmon-pidfile", "/tmp/x"], "--conmon-pidfile"),
+        (["--pidfile", "/tmp/x"], "--pidfile"),
     ],
 )
 def test_reserved_run_options_are_refused(run_args, refused):

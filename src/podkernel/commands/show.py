@@ -21,7 +21,6 @@ def placeholder_launch(kernel_name: str, image_id: str) -> Launch:
         ports={key: "{" + key + "}" for key in PORT_KEYS},
         connection_file="{connection_file}",
         connection_copy="{private_dir}/connection.json",
-        conmon_pidfile="{private_dir}/conmon.pid",
         container_pidfile="{private_dir}/container.pid",
         launcher_pid="{launcher_pid}",
     )

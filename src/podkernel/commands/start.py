@@ -16,9 +16,12 @@ from ..podman import Podman
 from ..supervisor import Supervisor
 
 
-def start(name: str, connection_file: str) -> int:
-    """Start kernel ``name`` for ``connection_file`` and supervise it until it ends."""
-    settings = kernelspecs.load(name).settings
+def start(name: str, connection_file: str, resource_dir: str | None = None) -> int:
+    """Start kernel ``name`` for ``connection_file`` and supervise it until it ends.
+
+    ``resource_dir`` is the kernelspec's directory, as frontends fill in ``{resource_dir}``.
+    """
+    settings = kernelspecs.load(name, resource_dir).settings
     connection = read_connection_file(connection_file)
     podman = Podman()
     image_id = resolve_image(settings, podman)
@@ -29,7 +32,6 @@ def start(name: str, connection_file: str) -> int:
         ports=dict(connection.ports),
         connection_file=os.path.abspath(connection_file),
         connection_copy=write_container_copy(connection, directory),
-        conmon_pidfile=os.path.join(directory, "conmon.pid"),
         container_pidfile=os.path.join(directory, "container.pid"),
         launcher_pid=os.getpid(),
     )
