@@ -40,6 +40,10 @@ def cli() -> None:
 @click.option("--sys-prefix", "location", flag_value="sys-prefix", help="Install into this Python environment.")
 @click.option("--prefix", type=click.Path(file_okay=False), help="Install into PREFIX/share/jupyter/kernels.")
 @click.option("--replace", is_flag=True, help="Overwrite a kernel of the same name.")
+@click.option("--mount-cwd", is_flag=True,
+              help="Mount the folder the kernel starts in (the notebook's) at the same path, and work there.")
+@click.option("--keep-id", is_flag=True, help="Rootless Podman: run as your own uid (--userns=keep-id), so files in mounts stay yours.")
+@click.option("--gpu", type=click.Choice(["nvidia", "amd"]), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices.")
 @click.argument("target", metavar="IMAGE|DIR")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def install(**options) -> None:

@@ -24,6 +24,29 @@ class Launch(NamedTuple):
     connection_copy: str
     container_pidfile: str
     launcher_pid: int | str
+    cwd: str
+    userns: str | None = None  # --keep-id's --userns arg, when it applies (rootless Podman)
+    selinux: bool = False
+
+
+GPU_RUN_ARGS = {
+    "nvidia": ["--device", "nvidia.com/gpu=all"],
+    "amd": ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "keep-groups", "--ipc=host"],
+}
+
+
+def host_args(settings: KernelSettings, launch: Launch) -> list[str]:
+    """Plain run args for the install flags that fit the kernel to its host (--mount-cwd, --keep-id, --gpu).
+
+    They come before the user's own run args, so that an explicit run arg wins.
+    """
+    args: list[str] = []
+    if settings.mount_cwd:
+        args += ["--volume", f"{launch.cwd}:{launch.cwd}", "--workdir", launch.cwd]
+    if settings.keep_id and launch.userns:
+        args.append(launch.userns)
+    args += GPU_RUN_ARGS.get(settings.gpu or "", [])
+    return args
 
 
 def container_name(kernel_name: str, suffix: str) -> str:
@@ -33,12 +56,12 @@ def container_name(kernel_name: str, suffix: str) -> str:
 
 
 def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
-    """The arguments after ``podman run``: the user's run args verbatim, then those podkernel owns.
+    """The arguments after ``podman run``: the host flags' args, the user's run args verbatim, then those podkernel owns.
 
     Unless the user chose otherwise, the container gets an init that forwards signals to the
     kernel, and its output passes straight through to the launcher's stderr (the Jupyter log).
     """
-    args = list(settings.run_args)
+    args = host_args(settings, launch) + list(settings.run_args)
     args += [
         "--detach",
         "--rm",
@@ -52,7 +75,7 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         args.append("--init")
     if not gives_option(settings.run_args, "--log-driver"):
         args += ["--log-driver", "passthrough"]
-    args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:U"]
+    args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:{'U,z' if launch.selinux else 'U'}"]
     for variable in CONTAINER_ENV_VARS:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]
     for key, value in settings.env.items():

@@ -53,6 +53,18 @@ class Podman:
         result = self._capture(["image", "inspect", "--format", "{{.Id}}", reference])
         return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
 
+    def image_user(self, image_id: str) -> str:
+        """The user an image runs as (its ``USER``), ``""`` when unset."""
+        return self._capture(["image", "inspect", "--format", "{{.Config.User}}", image_id]).stdout.strip()
+
+    def image_user_ids(self, image_id: str) -> tuple[int, int] | None:
+        """The uid and gid the image's user has inside it, by asking ``id`` there; None if that fails."""
+        result = self._capture(["run", "--rm", "--entrypoint", "sh", image_id, "-c", "id -u; id -g"])
+        words = result.stdout.split()
+        if result.returncode != 0 or len(words) != 2 or not all(word.isdigit() for word in words):
+            return None
+        return int(words[0]), int(words[1])
+
     def pull(self, reference: str) -> None:
         """Pull an image, showing Podman's progress on stderr."""
         self._stream(

@@ -11,6 +11,7 @@ from .errors import PodkernelError
 METADATA_KEY = "podkernel"
 SCHEMA_VERSION = 1
 INTERRUPT_MODES = ("message", "signal")
+GPU_KINDS = ("nvidia", "amd")
 
 _KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)  # what jupyter_client accepts
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,6 +31,9 @@ class KernelSettings(NamedTuple):
     run_args: list[str] = []
     command: list[str] = []
     env: dict[str, str] = {}
+    mount_cwd: bool = False
+    keep_id: bool = False
+    gpu: str | None = None
 
     @property
     def source(self) -> str:
@@ -47,6 +51,9 @@ class KernelSettings(NamedTuple):
         data["run_args"] = list(self.run_args)
         data["command"] = list(self.command)
         data["env"] = dict(self.env)
+        data["mount_cwd"] = self.mount_cwd
+        data["keep_id"] = self.keep_id
+        data["gpu"] = self.gpu
         return data
 
     @classmethod
@@ -64,6 +71,9 @@ class KernelSettings(NamedTuple):
             run_args=list(data.get("run_args", [])),
             command=list(data.get("command", [])),
             env=dict(data.get("env", {})),
+            mount_cwd=bool(data.get("mount_cwd", False)),
+            keep_id=bool(data.get("keep_id", False)),
+            gpu=data.get("gpu"),
         )
 
 

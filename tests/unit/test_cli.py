@@ -133,3 +133,17 @@ def test_podman_missing(jupyter_dirs, tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))
     one_line_error(podkernel("install", "img", env=env), "podman is not installed", "install Podman")
     assert not (jupyter_dirs / "kernels").exists()
+
+
+def test_gpus_flag_gets_a_warning(jupyter_dirs, tmp_path):
+    from podkernel.commands.install import host_warnings
+
+    warnings = host_warnings(KernelSettings(name="k", image="img", run_args=["--gpus", "all"]))
+    assert any("Podman ignores --gpus" in warning and "--gpu nvidia" in warning for warning in warnings)
+
+
+def test_host_flags_are_stored_and_shown_in_metadata(jupyter_dirs, tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    settings = settings_from_args(str(tmp_path), True, [], "k", {}, mount_cwd=True, keep_id=True, gpu="amd")
+    assert KernelSettings.from_metadata("k", settings.to_metadata()) == settings
+    assert settings.to_metadata()["gpu"] == "amd" and settings.to_metadata()["mount_cwd"] is True

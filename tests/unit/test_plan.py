@@ -15,6 +15,7 @@ def launch(**changes) -> Launch:
         connection_copy="/run/user/1000/podkernel-x/connection.json",
         container_pidfile="/run/user/1000/podkernel-x/container.pid",
         launcher_pid=4242,
+        cwd="/home/u/project",
     )
     values.update(changes)
     return Launch(**values)
@@ -75,3 +76,34 @@ def test_key_never_reaches_the_command_line():
 def test_container_name_says_whose_it_is():
     assert container_name("podkernel-python", "ab12") == "podkernel-python-ab12"
     assert container_name("mine", "ab12") == "podkernel-mine-ab12"
+
+
+def test_mount_cwd_mounts_the_start_folder_and_works_there():
+    args = run_args(KernelSettings(name="demo", image="img", mount_cwd=True), launch())
+    assert args[:4] == ["--volume", "/home/u/project:/home/u/project", "--workdir", "/home/u/project"]
+
+
+def test_keep_id_adds_the_userns_chosen_for_this_host():
+    settings = KernelSettings(name="demo", image="img", keep_id=True)
+    assert "--userns=keep-id:uid=1000,gid=100" in run_args(settings, launch(userns="--userns=keep-id:uid=1000,gid=100"))
+    assert not any(arg.startswith("--userns") for arg in run_args(settings, launch(userns=None)))
+
+
+def test_gpu_flags_expand_to_plain_run_args():
+    nvidia = run_args(KernelSettings(name="demo", image="img", gpu="nvidia"), launch())
+    assert nvidia[:2] == ["--device", "nvidia.com/gpu=all"]
+    amd = run_args(KernelSettings(name="demo", image="img", gpu="amd"), launch())
+    assert amd[:7] == ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "keep-groups", "--ipc=host"]
+
+
+def test_users_own_run_args_come_after_the_host_flags_so_they_win():
+    settings = KernelSettings(name="demo", image="img", mount_cwd=True, run_args=["--workdir", "/elsewhere"])
+    args = run_args(settings, launch())
+    assert args.index("/elsewhere") > args.index("/home/u/project")
+
+
+def test_selinux_relabels_only_the_connection_file_mount():
+    settings = KernelSettings(name="demo", image="img", mount_cwd=True, run_args=["-v", "/data:/data"])
+    args = run_args(settings, launch(selinux=True))
+    assert "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U,z" in args
+    assert "/home/u/project:/home/u/project" in args and "/data:/data" in args

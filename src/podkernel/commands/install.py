@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -10,7 +11,8 @@ from .. import kernelspecs
 from ..errors import PodkernelError
 from ..images import resolve_image
 from ..podman import Podman
-from ..podman_options import check_build_args, check_run_args, option_name
+from ..host import nvidia_cdi_specs
+from ..podman_options import check_build_args, check_run_args, gives_option, option_name
 from ..sections import split_build_args, split_image_args
 from ..settings import (
     KernelSettings, check_kernel_name, default_kernel_name, parse_env, resolve_build_dir,
@@ -25,7 +27,8 @@ def _location(location: str, prefix: str | None) -> kernelspecs.Location:
     return kernelspecs.Location(sys.prefix if location == "sys-prefix" else None)
 
 
-def settings_from_args(target: str, build: bool, args: list[str], name: str | None, env: dict[str, str]) -> KernelSettings:
+def settings_from_args(target: str, build: bool, args: list[str], name: str | None, env: dict[str, str],
+                       mount_cwd: bool = False, keep_id: bool = False, gpu: str | None = None) -> KernelSettings:
     """Check an install command line and turn it into settings (no Podman needed)."""
     if build:
         sections = split_build_args(args)
@@ -45,7 +48,25 @@ def settings_from_args(target: str, build: bool, args: list[str], name: str | No
         run_args=sections.run_args,
         command=sections.command,
         env=env,
+        mount_cwd=mount_cwd,
+        keep_id=keep_id,
+        gpu=gpu,
     )
+
+
+def host_warnings(settings: KernelSettings) -> list[str]:
+    """What will not work as the user may expect on this host, with what to do instead."""
+    warnings = []
+    if gives_option(settings.run_args, "--gpus"):
+        warnings.append("Podman ignores --gpus; use podkernel install --gpu nvidia (CDI) or --gpu amd instead")
+    if settings.keep_id and os.geteuid() == 0:
+        warnings.append("--keep-id only takes effect when this kernel runs under rootless Podman (not as root)")
+    if settings.gpu == "nvidia" and not nvidia_cdi_specs():
+        warnings.append("no NVIDIA CDI spec found in /etc/cdi or /var/run/cdi: "
+                        "generate one with: sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml")
+    if settings.gpu == "amd" and not os.path.exists("/dev/kfd"):
+        warnings.append("/dev/kfd is missing: install the ROCm kernel driver (amdgpu) for --gpu amd")
+    return warnings
 
 
 def default_display_name(settings: KernelSettings) -> str:
@@ -58,8 +79,10 @@ def default_display_name(settings: KernelSettings) -> str:
 
 def install(*, target: str, build: bool, args: tuple[str, ...], name: str | None, display_name: str | None,
             language: str, interrupt_mode: str, env: tuple[str, ...], location: str, prefix: str | None,
-            replace: bool) -> None:
-    settings = settings_from_args(target, build, list(args), name, parse_env(env))
+            replace: bool, mount_cwd: bool, keep_id: bool, gpu: str | None) -> None:
+    settings = settings_from_args(target, build, list(args), name, parse_env(env), mount_cwd, keep_id, gpu)
+    for warning in host_warnings(settings):
+        click.echo(f"Warning: {warning}", err=True)
     where = _location(location, prefix)
     kernelspecs.check_free(settings.name, where, replace)
     image_id = resolve_image(settings, Podman())

@@ -8,12 +8,14 @@ import click
 
 from .. import kernelspecs
 from ..connection import PORT_KEYS
+from ..host import selinux_enabled
+from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
 from ..podman import Podman
 
 
-def placeholder_launch(kernel_name: str, image_id: str) -> Launch:
+def placeholder_launch(kernel_name: str, image_id: str, userns: str | None) -> Launch:
     """A launch whose per-start values are ``{placeholders}``."""
     return Launch(
         image_id=image_id,
@@ -23,6 +25,9 @@ def placeholder_launch(kernel_name: str, image_id: str) -> Launch:
         connection_copy="{private_dir}/connection.json",
         container_pidfile="{private_dir}/container.pid",
         launcher_pid="{launcher_pid}",
+        cwd="{cwd}",
+        userns=userns,
+        selinux=selinux_enabled(),
     )
 
 
@@ -30,4 +35,5 @@ def show(name: str) -> None:
     settings = kernelspecs.load(name).settings
     podman = Podman()
     image_id = resolve_image(settings, podman)
-    click.echo(shlex.join([podman.executable, "run", *run_args(settings, placeholder_launch(settings.name, image_id))]))
+    launch = placeholder_launch(settings.name, image_id, keep_id_userns(settings, podman, image_id))
+    click.echo(shlex.join([podman.executable, "run", *run_args(settings, launch)]))

@@ -10,6 +10,8 @@ import os
 
 from .. import kernelspecs
 from ..connection import private_dir, read_connection_file, write_container_copy
+from ..host import selinux_enabled
+from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
 from ..podman import Podman
@@ -34,5 +36,8 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
         connection_copy=write_container_copy(connection, directory),
         container_pidfile=os.path.join(directory, "container.pid"),
         launcher_pid=os.getpid(),
+        cwd=os.getcwd(),
+        userns=keep_id_userns(settings, podman, image_id),
+        selinux=selinux_enabled(),
     )
     return Supervisor(podman, launch, directory).run(run_args(settings, launch))
