@@ -88,13 +88,13 @@ class Podman:
         finally:
             os.unlink(iidfile)
 
-    def run_detached(self, run_args: list[str]) -> None:
+    def run_detached(self, run_args: list[str], output: int) -> None:
         """``podman run`` the given arguments (which include ``--detach``).
 
-        Podman's output, and the container's own when it logs by ``passthrough``, goes to
-        stderr: where a Jupyter server shows its kernels' messages.
+        Podman's output, and the container's own when it logs by ``passthrough``, goes to the
+        file descriptor ``output`` (a pipe: Podman refuses ``passthrough`` onto a terminal).
         """
-        returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr).returncode
+        returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=output, stderr=output).returncode
         if returncode != 0:
             raise PodkernelError(
                 f"podman could not start the kernel's container (exit {returncode}): see Podman's message above"

@@ -1,9 +1,10 @@
 """The supervisor: starts a kernel's container and owns it until it is gone.
 
-It runs the container detached and then waits, holding no ``podman`` client, on three
+It runs the container detached and then waits, holding no ``podman`` client, on four
 things at once: the container's main process (when the kernel ends, so does the launcher,
 while Podman's own ``--rm`` cleanup removes the container), the process that started the
-kernel (the Jupyter frontend), and signals. SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
+kernel (the Jupyter frontend), signals, and the container's output, which it copies to its
+own stderr (the Jupyter log, or the terminal of ``jupyter console``). SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
 going away, stop and remove the container. A ``flock`` watchdog in its own session, waiting
 on a lock the supervisor holds, removes the container should the supervisor itself be killed.
 """
@@ -48,6 +49,28 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
+def _copy_to_stderr(fd: int) -> bool:
+    """Copy what is waiting on ``fd`` to stderr; False at end of file."""
+    data = os.read(fd, 65536)
+    try:
+        os.write(sys.stderr.fileno(), data)
+    except OSError:  # nobody reads our stderr any more: drop the output, keep supervising
+        pass
+    return bool(data)
+
+
+def _relay(fd: int) -> None:
+    """Copy to stderr whatever is left on ``fd`` without waiting for more, then close it."""
+    os.set_blocking(fd, False)
+    try:
+        while _copy_to_stderr(fd):
+            pass
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _read_pid(path: str) -> int | None:
     try:
         with open(path, encoding="ascii") as handle:
@@ -73,16 +96,20 @@ class Supervisor:
         for signum in (*FORWARDED_SIGNALS, *STOPPING_SIGNALS):
             signal.signal(signum, lambda *_: None)
         parent = _pidfd(os.getppid())
+        output_read, output_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._start_watchdog()
             self._free_ports()
             try:
-                self.podman.run_detached(run_args)
+                self.podman.run_detached(run_args, output_write)
             except BaseException:
+                os.close(output_write)
                 self.podman.remove(self.container, 0)
                 raise
-            return self._wait(wakeup_read, parent)
+            os.close(output_write)
+            return self._wait(wakeup_read, parent, output_read)
         finally:
+            _relay(output_read)
             self._clean_up()
 
     def _free_ports(self) -> None:
@@ -110,18 +137,22 @@ class Supervisor:
             start_new_session=True,
         )
 
-    def _wait(self, wakeup_read: int, parent: int | None) -> int:
+    def _wait(self, wakeup_read: int, parent: int | None, output: int) -> int:
         kernel_pid = _read_pid(self.launch.container_pidfile)
         kernel = _pidfd(kernel_pid) if kernel_pid else None
         if kernel is None:
             self.podman.remove(self.container, STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
         poller = select.poll()
-        for fd in (kernel, wakeup_read, parent):
+        for fd in (kernel, wakeup_read, parent, output):
             if fd is not None:
                 poller.register(fd, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
+                if fd == output:
+                    if not _copy_to_stderr(output):
+                        poller.unregister(output)
+                    continue
                 if fd == kernel:
                     print(f"podkernel: the kernel's container {self.container} has exited", file=sys.stderr)
                     return EXIT_KERNEL_ENDED

@@ -1,0 +1,160 @@
+"""podkernel kernels where users run them: JupyterLab in a real browser, jupyter console, papermill."""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pexpect
+import pytest
+
+from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, ROOT, podkernel_containers
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DISPLAY_NAME = "Python in a container (podkernel)"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(install, tmp_path):
+    """A JupyterLab server on localhost with a podkernel kernel installed; yields its URL."""
+    name = install("--display-name", DISPLAY_NAME, PYPI_IMAGE)
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    server = subprocess.Popen(
+        [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
+         "--ServerApp.port_retries=0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError((tmp_path / "jupyterlab.log").read_text())
+            time.sleep(0.3)
+    try:
+        yield f"{base}/lab?token={token}", name
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def open_kernel_menu(page, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-item:not(.lm-mod-hidden) .lm-Menu-itemLabel", has_text=item).first.click()
+
+
+def run_cell(page, code: str) -> None:
+    cell = page.locator(".jp-Notebook .jp-Cell").last
+    cell.locator(".cm-content").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+
+
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=timeout_ms)
+
+
+def test_jupyterlab_in_a_browser(jupyterlab):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, name = jupyterlab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(url)
+            card = page.locator(".jp-LauncherCard", has_text=DISPLAY_NAME).first
+            expect(card).to_be_visible(timeout=60_000)
+            card.click()
+            wait_idle(page)
+            time.sleep(2)  # let JupyterLab finish connecting the new session before the first execute
+
+            run_cell(page, "import socket; kept = 'state'; print(6 * 7, socket.gethostname())")
+            expect(page.locator(".jp-OutputArea-output", has_text="42")).to_be_visible(timeout=60_000)
+
+            run_cell(page, "import time; time.sleep(120)")
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']", timeout=30_000)
+            time.sleep(1)
+            open_kernel_menu(page, "Interrupt Kernel")
+            expect(page.locator(".jp-OutputArea-output", has_text="KeyboardInterrupt")).to_be_visible(timeout=30_000)
+            wait_idle(page)
+
+            open_kernel_menu(page, "Restart Kernel")
+            page.locator(".jp-Dialog .jp-mod-accept").click()
+            wait_idle(page)
+            run_cell(page, "print('kept' in globals(), 'after restart')")
+            expect(page.locator(".jp-OutputArea-output", has_text="False after restart")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
+
+            assert podkernel_containers()
+            open_kernel_menu(page, "Shut Down Kernel")
+            accept = page.locator(".jp-Dialog .jp-mod-accept")
+            if accept.count():
+                accept.click()
+            deadline = time.monotonic() + 30
+            while podkernel_containers() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert podkernel_containers() == []
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab-last.png"))
+            browser.close()
+
+
+def test_jupyter_console(install):
+    name = install(DEBIAN_IMAGE)
+    console = pexpect.spawn(str(BIN / "jupyter"), ["console", "--simple-prompt", "--kernel", name],
+                            encoding="utf-8", timeout=120, dimensions=(40, 120))
+    try:
+        console.expect(r"In \[1\]")
+        console.sendline("print(6 * 7, 'from the console')")
+        console.expect("42 from the console")
+        console.expect(r"In \[2\]")
+        console.sendline("exit")
+        console.expect(pexpect.EOF)
+    finally:
+        console.close(force=True)
+
+
+def test_papermill_parameterised_notebook(install, tmp_path):
+    name = install(DEBIAN_IMAGE)
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": name, "display_name": name, "language": "python"}
+    parameters = nbformat.v4.new_code_cell("factor = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell("print('answer', factor * 2)")]
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    subprocess.run(
+        [str(BIN / "papermill"), str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), "-k", name, "-p", "factor", "21"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []))
+    assert "answer 42" in printed
