@@ -96,6 +96,15 @@ def show(name: str) -> None:
 
 
 @cli.command()
+@click.option("--image", help="Image to try containers and ports with (default: an installed kernel's image).")
+def doctor(image: str | None) -> None:
+    """Check that this host can run podkernel kernels, and say how to fix what is wrong."""
+    from .commands.doctor import doctor as run
+
+    run(image)
+
+
+@cli.command()
 def ps() -> None:
     """List running podkernel containers and whether their launcher is alive."""
     from .commands.ps import ps as run

@@ -12,8 +12,16 @@ import shutil
 import subprocess
 import sys
 from collections import deque
+from typing import Callable
 
 from .errors import PodkernelError
+
+OutputHandler = Callable[[str], None]
+
+
+def to_stderr(line: str) -> None:
+    """Where Podman's build and pull output goes by default: stderr, where Jupyter logs it."""
+    sys.stderr.write(line)
 
 class Podman:
     """Runs ``podman`` subcommands. Output meant for people goes to stderr, never stdout."""
@@ -32,8 +40,8 @@ class Podman:
     def _capture(self, args: list[str]) -> subprocess.CompletedProcess:
         return self._run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
-    def _stream(self, args: list[str], what: str, advice: str) -> None:
-        """Run with output shown on stderr; on failure quote its last line in the error."""
+    def _stream(self, args: list[str], what: str, advice: str, show: OutputHandler) -> None:
+        """Run, handing each line of output to ``show``; on failure quote the last line in the error."""
         tail: deque[str] = deque(maxlen=20)
         process = subprocess.Popen(
             [self.executable, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -41,12 +49,23 @@ class Podman:
         )
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stderr.write(line)
+            show(line)
             if line.strip():
                 tail.append(line.rstrip())
         if process.wait() != 0:
             last = tail[-1] if tail else "no output"
             raise PodkernelError(f"{what} failed (exit {process.returncode}): {last} -- {advice}")
+
+    def info(self) -> dict:
+        """``podman info`` as a dict."""
+        result = self._capture(["info", "--format", "json"])
+        if result.returncode != 0:
+            raise PodkernelError(f"podman info failed: {' '.join(result.stderr.split())}")
+        return json.loads(result.stdout)
+
+    def run_once(self, run_args: list[str]) -> subprocess.CompletedProcess:
+        """``podman run --rm`` with the given arguments, its output captured."""
+        return self._capture(["run", "--rm", *run_args])
 
     def image_id(self, reference: str) -> str | None:
         """The full ID of a local image, or None when there is no such image here."""
@@ -65,14 +84,14 @@ class Podman:
             return None
         return int(words[0]), int(words[1])
 
-    def pull(self, reference: str) -> None:
-        """Pull an image, showing Podman's progress on stderr."""
+    def pull(self, reference: str, show: OutputHandler = to_stderr) -> None:
+        """Pull an image, handing Podman's progress lines to ``show``."""
         self._stream(
             ["pull", reference], f"podman pull {reference}",
-            "check the image name and that its registry is reachable (podman login for private ones)",
+            "check the image name and that its registry is reachable (podman login for private ones)", show,
         )
 
-    def build(self, directory: str, build_args: list[str]) -> str:
+    def build(self, directory: str, build_args: list[str], show: OutputHandler = to_stderr) -> str:
         """Build a directory's Containerfile with the user's build args; return the image ID."""
         import tempfile
 
@@ -81,7 +100,7 @@ class Podman:
         try:
             self._stream(
                 ["build", *build_args, "--iidfile", iidfile, directory], f"podman build {directory}",
-                "fix the Containerfile or the build args, then try again",
+                "fix the Containerfile or the build args, then try again", show,
             )
             with open(iidfile, encoding="utf-8") as stream:
                 return stream.read().strip()

@@ -7,7 +7,11 @@ import click
 from .. import kernelspecs
 from ..images import resolve_image
 from ..podman import Podman
+from ..progress import image_progress
 
 
 def build(name: str) -> None:
-    click.echo(resolve_image(kernelspecs.load(name).settings, Podman()))
+    settings = kernelspecs.load(name).settings
+    with image_progress(settings) as show:
+        image_id = resolve_image(settings, Podman(), show)
+    click.echo(image_id)

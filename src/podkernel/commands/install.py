@@ -11,6 +11,7 @@ from .. import kernelspecs
 from ..errors import PodkernelError
 from ..images import resolve_image
 from ..podman import Podman
+from ..progress import image_progress
 from ..host import nvidia_cdi_specs
 from ..podman_options import check_build_args, check_run_args, gives_option, option_name
 from ..sections import split_build_args, split_image_args
@@ -85,7 +86,8 @@ def install(*, target: str, build: bool, args: tuple[str, ...], name: str | None
         click.echo(f"Warning: {warning}", err=True)
     where = _location(location, prefix)
     kernelspecs.check_free(settings.name, where, replace)
-    image_id = resolve_image(settings, Podman())
+    with image_progress(settings) as show:
+        image_id = resolve_image(settings, Podman(), show)
     spec = kernelspecs.kernel_json(settings, display_name or default_display_name(settings), language, interrupt_mode)
     path = kernelspecs.install(spec, settings.name, where, replace)
     click.echo(f"Installed kernel {settings.name} ({spec['display_name']}) in {path}")

@@ -1,0 +1,163 @@
+"""``podkernel doctor``'s checks: what a kernel needs from this host, each with its fix."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from typing import Callable, NamedTuple
+
+from . import kernelspecs
+from .containers import kernel_containers
+from .errors import PodkernelError
+from .host import nvidia_cdi_specs, selinux_enabled, selinux_enforcing
+from .podman import Podman
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+LISTENER = (
+    "import socket,sys\n"
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(1); c,_=s.accept(); c.sendall(b'podkernel-doctor')"
+)
+
+
+class Check(NamedTuple):
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+class Doctor:
+    """Runs the checks in order; later checks use what earlier ones found."""
+
+    def __init__(self, image: str | None = None):
+        self.image = image
+        self.podman: Podman | None = None
+        self.info: dict = {}
+
+    def checks(self) -> list[Callable[[], Check]]:
+        return [self.podman_installed, self.mode, self.runtime, self.container_runs, self.port_reachable,
+                self.watchdog_tool, self.selinux, self.nvidia_cdi, self.kernels_dir, self.orphans]
+
+    def podman_installed(self) -> Check:
+        try:
+            self.podman = Podman()
+        except PodkernelError as error:
+            return Check("Podman", FAIL, str(error).split(":")[0], "install Podman: sudo apt-get install podman")
+        try:
+            self.info = self.podman.info()
+        except PodkernelError as error:
+            return Check("Podman", FAIL, str(error), "run `podman info` and fix what it reports")
+        version = self.info.get("version", {}).get("Version", "?")
+        major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        if major_minor < (4, 3):
+            return Check("Podman", WARN, f"{self.podman.executable}, version {version}",
+                         "podkernel is tested with Podman 4.3 and newer; --keep-id needs 4.3")
+        return Check("Podman", PASS, f"{self.podman.executable}, version {version}")
+
+    def _needs_podman(self, name: str) -> Check | None:
+        if not self.info:
+            return Check(name, FAIL, "Podman is not working", "fix the Podman check first")
+        return None
+
+    def mode(self) -> Check:
+        if failed := self._needs_podman("Mode"):
+            return failed
+        rootless = self.info["host"]["security"].get("rootless", False)
+        return Check("Mode", PASS, "rootless" if rootless else "rootful (as root)")
+
+    def runtime(self) -> Check:
+        if failed := self._needs_podman("OCI runtime"):
+            return failed
+        runtime = self.info["host"].get("ociRuntime", {})
+        return Check("OCI runtime", PASS, f"{runtime.get('name', '?')} ({runtime.get('version', '?').splitlines()[0]})")
+
+    def _probe_image(self) -> str | None:
+        if self.image is None:
+            candidates = [kernel.settings.image for kernel in kernelspecs.installed() if kernel.settings.image]
+            self.image = next((image for image in candidates if self.podman.image_id(image)), None)
+        return self.image
+
+    def container_runs(self) -> Check:
+        if failed := self._needs_podman("Container"):
+            return failed
+        image = self._probe_image()
+        if image is None:
+            return Check("Container", WARN, "no local image to try",
+                         "install a kernel, or pass --image IMAGE with an image that has sh")
+        result = self.podman.run_once(["--entrypoint", "sh", image, "-c", "exit 0"])
+        if result.returncode != 0:
+            message = " ".join(result.stderr.split())[-300:]
+            return Check("Container", FAIL, f"podman run {image} failed: {message}",
+                         "fix the runtime: for 'cgroups'/'crun' errors set runtime=\"runc\", for ulimit errors "
+                         "set default_ulimits in containers.conf (see README)")
+        return Check("Container", PASS, f"podman run works ({image})")
+
+    def port_reachable(self) -> Check:
+        if failed := self._needs_podman("Ports"):
+            return failed
+        if self.image is None:
+            return Check("Ports", WARN, "no local image to try", "pass --image IMAGE with an image that has python3")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        container = self.podman.run_once(
+            ["--detach", "--publish", f"127.0.0.1:{port}:{port}", "--entrypoint", "python3", self.image,
+             "-c", LISTENER, str(port)])
+        if container.returncode != 0:
+            return Check("Ports", WARN, f"could not start a listener in {self.image} (python3 needed)",
+                         "pass --image IMAGE with an image that has python3")
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+                        if client.recv(64) == b"podkernel-doctor":
+                            return Check("Ports", PASS, f"a port published on 127.0.0.1 ({port}) is reachable")
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    return Check("Ports", FAIL, f"127.0.0.1:{port} published by Podman did not answer",
+                                 "check the network backend (podman info: networkBackend) and firewall rules")
+                time.sleep(0.2)
+        finally:
+            self.podman.remove(container.stdout.strip(), stop_timeout=0)
+
+    def watchdog_tool(self) -> Check:
+        if shutil.which("flock") is None:
+            return Check("Watchdog", FAIL, "flock is missing", "install util-linux (it has flock)")
+        return Check("Watchdog", PASS, "flock is there to clean up after a killed launcher")
+
+    def selinux(self) -> Check:
+        if not selinux_enabled():
+            return Check("SELinux", PASS, "disabled")
+        state = "enforcing" if selinux_enforcing() else "permissive"
+        return Check("SELinux", PASS, f"{state}: the connection file is mounted with :z; label your own mounts "
+                                      "with :z or :Z")
+
+    def nvidia_cdi(self) -> Check:
+        specs = nvidia_cdi_specs()
+        if not specs:
+            return Check("NVIDIA CDI", PASS, "no NVIDIA CDI spec (only --gpu nvidia needs one)",
+                         "for NVIDIA GPUs: sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml")
+        return Check("NVIDIA CDI", PASS, ", ".join(specs))
+
+    def kernels_dir(self) -> Check:
+        directory = kernelspecs.Location().kernels_dir()
+        count = len(kernelspecs.installed())
+        return Check("Kernels", PASS, f"--user installs go to {directory}; {count} podkernel kernel(s) visible")
+
+    def orphans(self) -> Check:
+        if failed := self._needs_podman("Orphans"):
+            return failed
+        orphans = [c.name for c in kernel_containers(self.podman) if not c.owner_alive]
+        if orphans:
+            return Check("Orphans", WARN, f"{len(orphans)} podkernel container(s) without a launcher: "
+                         + ", ".join(orphans), "podkernel prune")
+        return Check("Orphans", PASS, "no podkernel container without its launcher")
+
+
+def run_checks(image: str | None = None) -> list[Check]:
+    doctor = Doctor(image)
+    return [check() for check in doctor.checks()]
