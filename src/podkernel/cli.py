@@ -44,6 +44,8 @@ def cli() -> None:
               help="Mount the folder the kernel starts in (the notebook's) at the same path, and work there.")
 @click.option("--keep-id", is_flag=True, help="Rootless Podman: run as your own uid (--userns=keep-id), so files in mounts stay yours.")
 @click.option("--gpu", type=click.Choice(["nvidia", "amd"]), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices.")
+@click.option("--engine", type=click.Choice(["podman", "docker"]),
+              help="Container engine CLI (default: $PODKERNEL_ENGINE, else podman).")
 @click.argument("target", metavar="IMAGE|DIR")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def install(**options) -> None:

@@ -48,16 +48,19 @@ def private_dir() -> str:
     return path
 
 
-def write_container_copy(connection: Connection, directory: str) -> str:
+def write_container_copy(connection: Connection, directory: str, any_user: bool = False) -> str:
     """Write the copy the container sees: the same ports and key, listening on every interface.
 
     The file is 0600 inside a 0700 directory: no other host user can reach the key, and
     Podman's ``:U`` mount option hands the file to the container's user, who may rewrite it
-    (older ipykernels do, and they insist on 0600).
+    (older ipykernels do, and they insist on 0600). Where the engine cannot hand files over
+    (Docker), ``any_user`` makes it 0666, still inside the 0700 directory.
     """
     path = os.path.join(directory, "connection.json")
     contents = dict(connection.info, ip="0.0.0.0")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if any_user:
+        os.fchmod(descriptor, 0o666)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(contents, handle)
     return path

@@ -6,7 +6,7 @@ import time
 from typing import NamedTuple
 
 from .plan import KERNEL_LABEL, LAUNCHER_PID_LABEL
-from .podman import Podman
+from .engine import PodmanEngine
 
 
 class KernelContainer(NamedTuple):
@@ -36,10 +36,10 @@ def launcher_alive(pid: int | None) -> bool:
     return b"podkernel" in b" ".join(words) and b"start" in words
 
 
-def kernel_containers(podman: Podman) -> list[KernelContainer]:
+def kernel_containers(engine: PodmanEngine) -> list[KernelContainer]:
     """Every container carrying podkernel's kernel label, oldest first."""
     found = []
-    for record in podman.containers(KERNEL_LABEL):
+    for record in engine.containers(KERNEL_LABEL):
         labels = record.get("Labels") or {}
         pid_text = labels.get(LAUNCHER_PID_LABEL, "")
         pid = int(pid_text) if pid_text.isdigit() else None

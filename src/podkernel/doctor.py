@@ -11,7 +11,7 @@ from . import kernelspecs
 from .containers import kernel_containers
 from .errors import PodkernelError
 from .host import nvidia_cdi_specs, selinux_enabled, selinux_enforcing
-from .podman import Podman
+from .engine import PodmanEngine
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 LISTENER = (
@@ -33,7 +33,7 @@ class Doctor:
 
     def __init__(self, image: str | None = None):
         self.image = image
-        self.podman: Podman | None = None
+        self.engine: PodmanEngine | None = None
         self.info: dict = {}
 
     def checks(self) -> list[Callable[[], Check]]:
@@ -42,19 +42,19 @@ class Doctor:
 
     def podman_installed(self) -> Check:
         try:
-            self.podman = Podman()
+            self.engine = PodmanEngine()
         except PodkernelError as error:
             return Check("Podman", FAIL, str(error).split(":")[0], "install Podman: sudo apt-get install podman")
         try:
-            self.info = self.podman.info()
+            self.info = self.engine.info()
         except PodkernelError as error:
             return Check("Podman", FAIL, str(error), "run `podman info` and fix what it reports")
         version = self.info.get("version", {}).get("Version", "?")
         major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
         if major_minor < (4, 3):
-            return Check("Podman", WARN, f"{self.podman.executable}, version {version}",
+            return Check("Podman", WARN, f"{self.engine.executable}, version {version}",
                          "podkernel is tested with Podman 4.3 and newer; --keep-id needs 4.3")
-        return Check("Podman", PASS, f"{self.podman.executable}, version {version}")
+        return Check("Podman", PASS, f"{self.engine.executable}, version {version}")
 
     def _needs_podman(self, name: str) -> Check | None:
         if not self.info:
@@ -76,7 +76,7 @@ class Doctor:
     def _probe_image(self) -> str | None:
         if self.image is None:
             candidates = [kernel.settings.image for kernel in kernelspecs.installed() if kernel.settings.image]
-            self.image = next((image for image in candidates if self.podman.image_id(image)), None)
+            self.image = next((image for image in candidates if self.engine.image_id(image)), None)
         return self.image
 
     def container_runs(self) -> Check:
@@ -86,7 +86,7 @@ class Doctor:
         if image is None:
             return Check("Container", WARN, "no local image to try",
                          "install a kernel, or pass --image IMAGE with an image that has sh")
-        result = self.podman.run_once(["--entrypoint", "sh", image, "-c", "exit 0"])
+        result = self.engine.run_once(["--entrypoint", "sh", image, "-c", "exit 0"])
         if result.returncode != 0:
             message = " ".join(result.stderr.split())[-300:]
             return Check("Container", FAIL, f"podman run {image} failed: {message}",
@@ -102,7 +102,7 @@ class Doctor:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        container = self.podman.run_once(
+        container = self.engine.run_once(
             ["--detach", "--publish", f"127.0.0.1:{port}:{port}", "--entrypoint", "python3", self.image,
              "-c", LISTENER, str(port)])
         if container.returncode != 0:
@@ -122,7 +122,7 @@ class Doctor:
                                  "check the network backend (podman info: networkBackend) and firewall rules")
                 time.sleep(0.2)
         finally:
-            self.podman.remove(container.stdout.strip(), stop_timeout=0)
+            self.engine.remove(container.stdout.strip(), stop_timeout=0)
 
     def watchdog_tool(self) -> Check:
         if shutil.which("flock") is None:
@@ -151,7 +151,7 @@ class Doctor:
     def orphans(self) -> Check:
         if failed := self._needs_podman("Orphans"):
             return failed
-        orphans = [c.name for c in kernel_containers(self.podman) if not c.owner_alive]
+        orphans = [c.name for c in kernel_containers(self.engine) if not c.owner_alive]
         if orphans:
             return Check("Orphans", WARN, f"{len(orphans)} podkernel container(s) without a launcher: "
                          + ", ".join(orphans), "podkernel prune")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 from .errors import PodkernelError
-from .podman import OutputHandler, Podman, to_stderr
+from .engine import OutputHandler, PodmanEngine, to_stderr
 from .settings import KernelSettings
 
 
-def resolve_image(settings: KernelSettings, podman: Podman, show: OutputHandler = to_stderr) -> str:
+def resolve_image(settings: KernelSettings, engine: PodmanEngine, show: OutputHandler = to_stderr) -> str:
     """The ID of the image to run now; build output and pull progress lines go to ``show``."""
     if settings.build_dir is not None:
         if not os.path.isdir(settings.build_dir):
@@ -17,12 +17,12 @@ def resolve_image(settings: KernelSettings, podman: Podman, show: OutputHandler 
                 f"build directory {settings.build_dir} of kernel {settings.name!r} is gone: "
                 f"restore it, or reinstall the kernel with podkernel install --replace"
             )
-        return podman.build(settings.build_dir, settings.build_args, show)
+        return engine.build(settings.build_dir, settings.build_args, show)
     assert settings.image is not None
-    image_id = podman.image_id(settings.image)
+    image_id = engine.image_id(settings.image)
     if image_id is None:
-        podman.pull(settings.image, show)
-        image_id = podman.image_id(settings.image)
+        engine.pull(settings.image, show)
+        image_id = engine.image_id(settings.image)
     if image_id is None:
         raise PodkernelError(f"image {settings.image} is still missing after a pull: check its name")
     return image_id

@@ -33,6 +33,7 @@ GPU_RUN_ARGS = {
     "nvidia": ["--device", "nvidia.com/gpu=all"],
     "amd": ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "keep-groups", "--ipc=host"],
 }
+DOCKER_GPU_RUN_ARGS = dict(GPU_RUN_ARGS, nvidia=["--gpus", "all"])
 
 
 def host_args(settings: KernelSettings, launch: Launch) -> list[str]:
@@ -45,7 +46,8 @@ def host_args(settings: KernelSettings, launch: Launch) -> list[str]:
         args += ["--volume", f"{launch.cwd}:{launch.cwd}", "--workdir", launch.cwd]
     if settings.keep_id and launch.userns:
         args.append(launch.userns)
-    args += GPU_RUN_ARGS.get(settings.gpu or "", [])
+    gpu_args = DOCKER_GPU_RUN_ARGS if settings.engine == "docker" else GPU_RUN_ARGS
+    args += gpu_args.get(settings.gpu or "", [])
     return args
 
 
@@ -69,13 +71,20 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         "--label", f"{KERNEL_LABEL}={settings.name}",
         "--label", f"{CONNECTION_FILE_LABEL}={launch.connection_file}",
         "--label", f"{LAUNCHER_PID_LABEL}={launch.launcher_pid}",
-        "--pidfile", launch.container_pidfile,
     ]
     if not gives_option(settings.run_args, "--init"):
         args.append("--init")
-    if not gives_option(settings.run_args, "--log-driver"):
-        args += ["--log-driver", "passthrough"]
-    args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:{'U,z' if launch.selinux else 'U'}"]
+    if settings.engine == "docker":
+        # Docker has no --pidfile (the engine adapter asks for the PID), no passthrough logging
+        # and no :U: the copy is readable and writable by any container user instead (inside a
+        # directory only the host user can enter), and older kernels may rewrite it.
+        args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}{':z' if launch.selinux else ''}",
+                 "--env", "JUPYTER_ALLOW_INSECURE_WRITES=true"]
+    else:
+        args += ["--pidfile", launch.container_pidfile]
+        if not gives_option(settings.run_args, "--log-driver"):
+            args += ["--log-driver", "passthrough"]
+        args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:{'U,z' if launch.selinux else 'U'}"]
     for variable in CONTAINER_ENV_VARS:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]
     for key, value in settings.env.items():

@@ -1,4 +1,4 @@
-"""Build and pull progress for people at a terminal (rich): Podman's lines, and a live status line."""
+"""Build and pull progress for people at a terminal (rich): PodmanEngine's lines, and a live status line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 
-from .podman import OutputHandler
+from .engine import OutputHandler
 from .settings import KernelSettings
 
 STEP = re.compile(r"^(STEP \d+/\d+|Copying blob|Copying config|Writing manifest|Storing signatures)")

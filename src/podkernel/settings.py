@@ -34,6 +34,7 @@ class KernelSettings(NamedTuple):
     mount_cwd: bool = False
     keep_id: bool = False
     gpu: str | None = None
+    engine: str = "podman"
 
     @property
     def source(self) -> str:
@@ -54,6 +55,7 @@ class KernelSettings(NamedTuple):
         data["mount_cwd"] = self.mount_cwd
         data["keep_id"] = self.keep_id
         data["gpu"] = self.gpu
+        data["engine"] = self.engine
         return data
 
     @classmethod
@@ -74,6 +76,7 @@ class KernelSettings(NamedTuple):
             mount_cwd=bool(data.get("mount_cwd", False)),
             keep_id=bool(data.get("keep_id", False)),
             gpu=data.get("gpu"),
+            engine=data.get("engine", "podman"),
         )
 
 

@@ -21,8 +21,9 @@ import sys
 import time
 
 from .connection import busy_ports
+from .errors import PodkernelError
 from .plan import CONNECTION_FILE_LABEL, Launch
-from .podman import Podman
+from .engine import PodmanEngine
 
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
@@ -82,8 +83,8 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, podman: Podman, launch: Launch, private_dir: str):
-        self.podman = podman
+    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str):
+        self.engine = podman
         self.launch = launch
         self.container = launch.container_name
         self.private_dir = private_dir
@@ -101,10 +102,10 @@ class Supervisor:
             self._start_watchdog()
             self._free_ports()
             try:
-                self.podman.run_detached(run_args, output_write)
+                self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
             except BaseException:
                 os.close(output_write)
-                self.podman.remove(self.container, 0)
+                self.engine.remove(self.container, 0)
                 raise
             os.close(output_write)
             return self._wait(wakeup_read, parent, output_read)
@@ -117,12 +118,18 @@ class Supervisor:
 
         A restart reuses the ports, and Podman holds them until a container is removed,
         which goes on after its kernel has ended. Should they stay taken, that container
-        is removed here.
+        is removed here; should something else hold them, the start fails saying so.
         """
         deadline = time.monotonic() + PORT_WAIT_S
         while busy_ports(self.launch.ports):
             if time.monotonic() > deadline:
-                self.podman.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
+                self.engine.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
+                taken = busy_ports(self.launch.ports)
+                if taken:
+                    raise PodkernelError(
+                        f"port(s) {', '.join(map(str, taken))} of this kernel are taken by another program: "
+                        f"restart the kernel so that Jupyter picks new ports, or stop that program"
+                    )
                 return
             time.sleep(0.02)
 
@@ -132,7 +139,7 @@ class Supervisor:
         fcntl.flock(lock, fcntl.LOCK_EX)  # held, never closed, until this process ends
         self._watchdog = subprocess.Popen(
             ["flock", lock_path, "sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", self.private_dir,
-             self.launch.container_pidfile, *self.podman.remove_command(self.container)],
+             self.launch.container_pidfile, *self.engine.remove_command(self.container)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -141,7 +148,7 @@ class Supervisor:
         kernel_pid = _read_pid(self.launch.container_pidfile)
         kernel = _pidfd(kernel_pid) if kernel_pid else None
         if kernel is None:
-            self.podman.remove(self.container, STOP_TIMEOUT_S)
+            self.engine.remove(self.container, STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
         poller = select.poll()
         for fd in (kernel, wakeup_read, parent, output):
@@ -157,13 +164,13 @@ class Supervisor:
                     print(f"podkernel: the kernel's container {self.container} has exited", file=sys.stderr)
                     return EXIT_KERNEL_ENDED
                 if fd == parent:
-                    self.podman.remove(self.container, STOP_TIMEOUT_S)
+                    self.engine.remove(self.container, STOP_TIMEOUT_S)
                     return EXIT_STOPPED
                 for signum in os.read(wakeup_read, 64):
                     if signum in FORWARDED_SIGNALS:
-                        self.podman.signal(self.container, FORWARDED_SIGNALS[signum])
+                        self.engine.signal(self.container, FORWARDED_SIGNALS[signum])
                     elif signum in STOPPING_SIGNALS:
-                        self.podman.remove(self.container, STOP_TIMEOUT_S)
+                        self.engine.remove(self.container, STOP_TIMEOUT_S)
                         return EXIT_STOPPED
 
     def _clean_up(self) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 
 from .errors import PodkernelError
-from .podman import Podman
+from .engine import PodmanEngine
 from .podman_options import parse_run_options
 from .settings import KernelSettings
 
@@ -24,7 +24,7 @@ def _cache_path() -> str:
     return os.path.join(cache_home, "podkernel", "image-users.json")
 
 
-def _cached_ids(podman: Podman, image_id: str) -> tuple[int, int] | None:
+def _cached_ids(engine: PodmanEngine, image_id: str) -> tuple[int, int] | None:
     path = _cache_path()
     try:
         with open(path, encoding="utf-8") as handle:
@@ -34,7 +34,7 @@ def _cached_ids(podman: Podman, image_id: str) -> tuple[int, int] | None:
     if image_id in cache:
         uid, gid = cache[image_id]
         return uid, gid
-    ids = podman.image_user_ids(image_id)
+    ids = engine.image_user_ids(image_id)
     if ids is not None:
         cache[image_id] = list(ids)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -43,18 +43,18 @@ def _cached_ids(podman: Podman, image_id: str) -> tuple[int, int] | None:
     return ids
 
 
-def keep_id_userns(settings: KernelSettings, podman: Podman, image_id: str) -> str | None:
+def keep_id_userns(settings: KernelSettings, engine: PodmanEngine, image_id: str) -> str | None:
     """The ``--userns`` run arg for ``--keep-id``, or None where it does not apply (not rootless)."""
-    if not settings.keep_id or os.geteuid() == 0:
+    if not settings.keep_id or os.geteuid() == 0 or settings.engine != "podman":
         return None
     given = [option.value for option in parse_run_options(settings.run_args) if option.name == "--user"]
-    user = given[-1] if given else podman.image_user(image_id)
+    user = given[-1] if given else engine.image_user(image_id)
     if user in ROOT_USERS:
         return "--userns=keep-id"
     uid, _, gid = user.partition(":")
     if uid.isdigit() and (not gid or gid.isdigit()):
         return f"--userns=keep-id:uid={uid},gid={gid or uid}"
-    ids = None if given else _cached_ids(podman, image_id)
+    ids = None if given else _cached_ids(engine, image_id)
     if ids is None:
         raise PodkernelError(
             f"--keep-id needs the number of the image's user {user!r} and cannot find it: "

@@ -1,11 +1,14 @@
 """The kernel in its host: the notebook's folder, file ownership, and where build output goes."""
 
+import json
 import os
+import socket
 import subprocess
 
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from helpers import podkernel
 from kernel_helpers import DEBIAN_IMAGE, UID1000_IMAGE, execute
 
 ROOTLESS = os.geteuid() != 0
@@ -54,3 +57,34 @@ def test_build_output_goes_to_stderr_never_stdout(install, tmp_path):
         manager.shutdown_kernel()
     assert "STEP 2/2" in err.read_text()
     assert out.read_text() == ""
+
+
+def test_port_taken_by_another_program_is_reported(install, tmp_path):
+    name = install(DEBIAN_IMAGE)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        connection = tmp_path / "kernel.json"
+        ports = {key: port if key == "shell_port" else 0 for key in
+                 ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+        connection.write_text(json.dumps(dict(ports, ip="127.0.0.1", key="k", transport="tcp")))
+        result = podkernel("start", name, str(connection))
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert f"port(s) {port} of this kernel are taken by another program" in last_line
+
+
+def test_doctor_on_this_machine():
+    result = podkernel("doctor", "--image", DEBIAN_IMAGE, check=True)
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
+    for check in ("Podman", "Mode", "OCI runtime", "Container", "Ports", "Watchdog", "SELinux", "Kernels"):
+        assert "ok" in rows[check], result.stdout
+    assert "rootless" in rows["Mode"] if ROOTLESS else "rootful" in rows["Mode"]
+
+
+def test_doctor_shows_podmans_message_when_a_container_cannot_run():
+    result = podkernel("doctor", "--image", "localhost/podkernel-no-such-image:never")
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout and "podkernel-no-such-image" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: 1 check(s) failed: Container")

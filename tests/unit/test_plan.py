@@ -27,8 +27,8 @@ OWNED = [
     "--label", "io.podkernel.kernel=demo",
     "--label", "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
     "--label", "io.podkernel.launcher-pid=4242",
-    "--pidfile", "/run/user/1000/podkernel-x/container.pid",
 ]
+PIDFILE_AND_LOGS = ["--pidfile", "/run/user/1000/podkernel-x/container.pid", "--log-driver", "passthrough"]
 MOUNT_AND_ENV = [
     "--volume", "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U",
     "--env", "PODKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
@@ -49,7 +49,7 @@ def test_image_kernel_argv():
     )
     assert run_args(settings, launch()) == [
         '--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data",
-        *OWNED, "--init", "--log-driver", "passthrough", *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
+        *OWNED, "--init", *PIDFILE_AND_LOGS, *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
         "sha256abc", "python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
     ]
 
@@ -57,7 +57,7 @@ def test_image_kernel_argv():
 def test_build_kernel_argv_runs_the_built_image_id():
     settings = KernelSettings(name="demo", build_dir="/src/kernel", build_args=["--build-arg=A=B"], run_args=["-v", "/h:/h"])
     args = run_args(settings, launch(image_id="0123abcd"))
-    assert args == ["-v", "/h:/h", *OWNED, "--init", "--log-driver", "passthrough", *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
+    assert args == ["-v", "/h:/h", *OWNED, "--init", *PIDFILE_AND_LOGS, *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
     assert "--build-arg=A=B" not in args
 
 
@@ -107,3 +107,13 @@ def test_selinux_relabels_only_the_connection_file_mount():
     args = run_args(settings, launch(selinux=True))
     assert "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U,z" in args
     assert "/home/u/project:/home/u/project" in args and "/data:/data" in args
+
+
+def test_docker_engine_uses_what_docker_has():
+    settings = KernelSettings(name="demo", image="img", engine="docker", gpu="nvidia", keep_id=True)
+    args = run_args(settings, launch(userns=None))
+    assert args[:2] == ["--gpus", "all"]
+    assert "--pidfile" not in args and "passthrough" not in args
+    assert "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json" in args
+    assert "JUPYTER_ALLOW_INSECURE_WRITES=true" in args
+    assert not any(arg.startswith("--userns") for arg in args)

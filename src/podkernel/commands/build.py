@@ -6,12 +6,12 @@ import click
 
 from .. import kernelspecs
 from ..images import resolve_image
-from ..podman import Podman
+from ..engine import container_engine
 from ..progress import image_progress
 
 
 def build(name: str) -> None:
     settings = kernelspecs.load(name).settings
     with image_progress(settings) as show:
-        image_id = resolve_image(settings, Podman(), show)
+        image_id = resolve_image(settings, container_engine(settings.engine), show)
     click.echo(image_id)

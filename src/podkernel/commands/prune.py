@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from ..containers import kernel_containers
-from ..podman import Podman
+from ..engine import container_engine
 
 
 def prune(everything: bool) -> None:
-    podman = Podman()
-    doomed = [c for c in kernel_containers(podman) if everything or not c.owner_alive]
+    engine = container_engine()
+    doomed = [c for c in kernel_containers(engine) if everything or not c.owner_alive]
     for container in doomed:
-        podman.remove(container.name, stop_timeout=0)
+        engine.remove(container.name, stop_timeout=0)
         click.echo(f"Removed {container.name} (kernel {container.kernel})")
     if not doomed:
         click.echo("Nothing to prune." if everything else "Nothing to prune: every podkernel container has a running launcher.")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from ..containers import format_age, kernel_containers
-from ..podman import Podman
+from ..engine import container_engine
 from ..tables import print_table
 
 
 def ps() -> None:
-    containers = kernel_containers(Podman())
+    containers = kernel_containers(container_engine())
     if not containers:
         click.echo("No podkernel containers.")
         return

@@ -12,7 +12,7 @@ from ..host import selinux_enabled
 from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
-from ..podman import Podman
+from ..engine import container_engine
 
 
 def placeholder_launch(kernel_name: str, image_id: str, userns: str | None) -> Launch:
@@ -33,7 +33,7 @@ def placeholder_launch(kernel_name: str, image_id: str, userns: str | None) -> L
 
 def show(name: str) -> None:
     settings = kernelspecs.load(name).settings
-    podman = Podman()
-    image_id = resolve_image(settings, podman)
-    launch = placeholder_launch(settings.name, image_id, keep_id_userns(settings, podman, image_id))
-    click.echo(shlex.join([podman.executable, "run", *run_args(settings, launch)]))
+    engine = container_engine(settings.engine)
+    image_id = resolve_image(settings, engine)
+    launch = placeholder_launch(settings.name, image_id, keep_id_userns(settings, engine, image_id))
+    click.echo(shlex.join([engine.executable, "run", *run_args(settings, launch)]))

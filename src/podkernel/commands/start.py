@@ -14,7 +14,7 @@ from ..host import selinux_enabled
 from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
-from ..podman import Podman
+from ..engine import container_engine
 from ..supervisor import Supervisor
 
 
@@ -25,19 +25,19 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
     """
     settings = kernelspecs.load(name, resource_dir).settings
     connection = read_connection_file(connection_file)
-    podman = Podman()
-    image_id = resolve_image(settings, podman)
+    engine = container_engine(settings.engine)
+    image_id = resolve_image(settings, engine)
     directory = private_dir()
     launch = Launch(
         image_id=image_id,
         container_name=container_name(settings.name, os.urandom(4).hex()),
         ports=dict(connection.ports),
         connection_file=os.path.abspath(connection_file),
-        connection_copy=write_container_copy(connection, directory),
+        connection_copy=write_container_copy(connection, directory, any_user=settings.engine == "docker"),
         container_pidfile=os.path.join(directory, "container.pid"),
         launcher_pid=os.getpid(),
         cwd=os.getcwd(),
-        userns=keep_id_userns(settings, podman, image_id),
+        userns=keep_id_userns(settings, engine, image_id),
         selinux=selinux_enabled(),
     )
-    return Supervisor(podman, launch, directory).run(run_args(settings, launch))
+    return Supervisor(engine, launch, directory).run(run_args(settings, launch))

@@ -1,7 +1,8 @@
-"""The Podman adapter: the only module that runs the ``podman`` command line.
+"""The container engine adapter: the only module that runs ``podman`` (or ``docker``).
 
-Everything podkernel asks of Podman goes through :class:`Podman`, so the rest of the code
-deals in argument lists and results, never in processes.
+Everything podkernel asks of a container engine goes through :class:`PodmanEngine`, or
+:class:`DockerEngine` for the ``docker`` CLI, whose command lines are nearly the same; the
+rest of the code deals in argument lists and results, never in processes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections import deque
+from datetime import datetime
 from typing import Callable
 
 from .errors import PodkernelError
@@ -23,15 +25,32 @@ def to_stderr(line: str) -> None:
     """Where Podman's build and pull output goes by default: stderr, where Jupyter logs it."""
     sys.stderr.write(line)
 
-class Podman:
+ENGINES = ("podman", "docker")
+
+
+def default_engine_name() -> str:
+    """The engine new kernels use: ``$PODKERNEL_ENGINE``, else podman."""
+    return os.environ.get("PODKERNEL_ENGINE") or "podman"
+
+
+def container_engine(name: str | None = None) -> PodmanEngine:
+    """The adapter for engine ``name`` (default: :func:`default_engine_name`)."""
+    name = name or default_engine_name()
+    if name not in ENGINES:
+        raise PodkernelError(f"unknown container engine {name!r}: use podman or docker")
+    return DockerEngine() if name == "docker" else PodmanEngine()
+
+
+class PodmanEngine:
     """Runs ``podman`` subcommands. Output meant for people goes to stderr, never stdout."""
 
-    def __init__(self, executable: str = "podman"):
-        path = shutil.which(executable)
+    name = "podman"
+    install_hint = "install Podman (e.g. apt-get install podman)"
+
+    def __init__(self):
+        path = shutil.which(self.name)
         if path is None:
-            raise PodkernelError(
-                f"{executable} is not installed or not on PATH: install Podman (e.g. apt-get install podman) and try again"
-            )
+            raise PodkernelError(f"{self.name} is not installed or not on PATH: {self.install_hint} and try again")
         self.executable = path
 
     def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -107,11 +126,12 @@ class Podman:
         finally:
             os.unlink(iidfile)
 
-    def run_detached(self, run_args: list[str], output: int) -> None:
-        """``podman run`` the given arguments (which include ``--detach``).
+    def run_detached(self, run_args: list[str], output: int, container: str, pidfile: str) -> None:
+        """``podman run`` the given arguments (which include ``--detach`` and ``--pidfile PIDFILE``).
 
         Podman's output, and the container's own when it logs by ``passthrough``, goes to the
         file descriptor ``output`` (a pipe: Podman refuses ``passthrough`` onto a terminal).
+        Once this returns, ``pidfile`` holds the PID of the container's main process.
         """
         returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=output, stderr=output).returncode
         if returncode != 0:
@@ -149,3 +169,47 @@ class Podman:
     def remove_command(self, container: str) -> list[str]:
         """The command line that force-removes a container, for a watchdog to run later."""
         return [self.executable, "rm", "--force", "--ignore", "--time", "0", container]
+
+
+class DockerEngine(PodmanEngine):
+    """The ``docker`` CLI, for hosts with a Docker engine: the same command lines where Docker has them."""
+
+    name = "docker"
+    install_hint = "install the Docker CLI and engine, or use --engine podman"
+
+    def run_detached(self, run_args: list[str], output: int, container: str, pidfile: str) -> None:
+        """``docker run``, then the container's main PID into ``pidfile`` (Docker has no ``--pidfile``)."""
+        super().run_detached(run_args, output, container, pidfile)
+        pid = self._capture(["inspect", "--format", "{{.State.Pid}}", container]).stdout.strip()
+        with open(pidfile, "w", encoding="ascii") as handle:
+            handle.write(pid)
+
+    def remove(self, container: str, stop_timeout: int) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s) and remove; Docker's ``--rm`` finishes it."""
+        self._run(
+            ["stop", "--time", str(stop_timeout), container],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._capture(["rm", "--force", container])
+
+    def remove_labelled(self, label: str, stop_timeout: int) -> None:
+        ids = self._capture(["ps", "--all", "--quiet", "--filter", f"label={label}"]).stdout.split()
+        if ids:
+            self._capture(["rm", "--force", *ids])
+
+    def containers(self, label: str) -> list[dict]:
+        """``docker ps --all`` for ``label``, in the shape of Podman's JSON records."""
+        result = self._capture(["ps", "--all", "--no-trunc", "--filter", f"label={label}", "--format", "{{json .}}"])
+        if result.returncode != 0:
+            raise PodkernelError(f"docker ps failed: {' '.join(result.stderr.split())} -- check that Docker works")
+        records = []
+        for line in result.stdout.splitlines():
+            record = json.loads(line)
+            labels = dict(item.partition("=")[::2] for item in record.get("Labels", "").split(",") if item)
+            created = datetime.strptime(" ".join(record["CreatedAt"].split()[:3]), "%Y-%m-%d %H:%M:%S %z")
+            records.append({"Id": record["ID"], "Names": [record["Names"]], "Labels": labels,
+                            "State": record.get("State", ""), "Created": created.timestamp()})
+        return records
+
+    def remove_command(self, container: str) -> list[str]:
+        return [self.executable, "rm", "--force", container]
