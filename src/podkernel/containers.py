@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-from .plan import KERNEL_LABEL, LAUNCHER_PID_LABEL
 from .engine import PodmanEngine
+from .plan import KERNEL_LABEL, LAUNCHER_PID_LABEL
 
 
 class KernelContainer(NamedTuple):

@@ -9,9 +9,9 @@ from typing import Callable, NamedTuple
 
 from . import kernelspecs
 from .containers import kernel_containers
+from .engine import PodmanEngine
 from .errors import PodkernelError
 from .host import nvidia_cdi_specs, selinux_enabled, selinux_enforcing
-from .engine import PodmanEngine
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 LISTENER = (

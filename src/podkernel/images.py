@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .errors import PodkernelError
 from .engine import OutputHandler, PodmanEngine, to_stderr
+from .errors import PodkernelError
 from .settings import KernelSettings
 
 

@@ -21,9 +21,9 @@ import sys
 import time
 
 from .connection import busy_ports
+from .engine import PodmanEngine
 from .errors import PodkernelError
 from .plan import CONNECTION_FILE_LABEL, Launch
-from .engine import PodmanEngine
 
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import PodkernelError
 from .engine import PodmanEngine
+from .errors import PodkernelError
 from .podman_options import parse_run_options
 from .settings import KernelSettings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import kernelspecs
-from ..images import resolve_image
 from ..engine import container_engine
+from ..images import resolve_image
 from ..progress import image_progress
 
 

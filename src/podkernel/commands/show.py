@@ -8,11 +8,11 @@ import click
 
 from .. import kernelspecs
 from ..connection import PORT_KEYS
+from ..engine import container_engine
 from ..host import selinux_enabled
-from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
-from ..engine import container_engine
+from ..userns import keep_id_userns
 
 
 def placeholder_launch(kernel_name: str, image_id: str, userns: str | None) -> Launch:

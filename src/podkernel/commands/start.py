@@ -10,12 +10,12 @@ import os
 
 from .. import kernelspecs
 from ..connection import private_dir, read_connection_file, write_container_copy
+from ..engine import container_engine
 from ..host import selinux_enabled
-from ..userns import keep_id_userns
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
-from ..engine import container_engine
 from ..supervisor import Supervisor
+from ..userns import keep_id_userns
 
 
 def start(name: str, connection_file: str, resource_dir: str | None = None) -> int:
