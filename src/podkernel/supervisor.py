@@ -84,7 +84,7 @@ class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
     def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str):
-        self.engine = podman
+        self.engine = engine
         self.launch = launch
         self.container = launch.container_name
         self.private_dir = private_dir

@@ -45,8 +45,8 @@ def podkernel_processes() -> list[str]:
     return found
 
 
-def leftovers() -> tuple[list[str], list[str]]:
-    deadline = time.monotonic() + LEFTOVER_GRACE_S
+def leftovers(grace_s: float = LEFTOVER_GRACE_S) -> tuple[list[str], list[str]]:
+    deadline = time.monotonic() + grace_s
     while True:
         containers, processes = podkernel_containers(), podkernel_processes()
         if (not containers and not processes) or time.monotonic() > deadline:
@@ -54,8 +54,8 @@ def leftovers() -> tuple[list[str], list[str]]:
         time.sleep(0.2)
 
 
-def assert_nothing_left() -> None:
-    containers, processes = leftovers()
+def assert_nothing_left(grace_s: float = LEFTOVER_GRACE_S) -> None:
+    containers, processes = leftovers(grace_s)
     if containers:
         subprocess.run(["podman", "rm", "--force", "--time", "0", *containers], capture_output=True)
     assert (containers, processes) == ([], []), "podkernel left containers or processes behind"

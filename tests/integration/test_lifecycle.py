@@ -208,6 +208,7 @@ def test_signal_interrupt_r(install, attempt):
         assert execute(client, "cat(kept)")[1].strip() == "42"
 
 
+@pytest.mark.cleanup_grace(60)  # 16 removals at once take longer on 2 cores, above all rootless
 def test_sixteen_kernels_at_once(install):
     name = install(DEBIAN_IMAGE)
     with ThreadPoolExecutor(16) as pool:
