@@ -128,6 +128,9 @@ def test_jupyterlab_in_a_browser(jupyterlab):
             browser.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="known problem: under rootless Podman jupyter console's first "
+                    "execute gets no reply although the kernel runs (kernel_info and jupyter_client executes work); "
+                    "open in issue 5")
 def test_jupyter_console(install):
     name = install(DEBIAN_IMAGE)
     console = pexpect.spawn(str(BIN / "jupyter"), ["console", "--simple-prompt", "--kernel", name],

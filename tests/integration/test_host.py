@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import subprocess
 
 import pytest
 from jupyter_client.manager import start_new_kernel

@@ -5,7 +5,6 @@ podkernel container and no launcher or watchdog process is left (within 10 secon
 """
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
