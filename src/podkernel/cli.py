@@ -123,6 +123,7 @@ def prune(everything: bool) -> None:
     run(everything)
 
 
+# Listed here for --help; ``__main__`` runs ``start`` before click is even imported.
 @cli.command()
 @click.argument("name")
 @click.argument("connection_file")

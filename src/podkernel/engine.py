@@ -79,7 +79,7 @@ class PodmanEngine:
         """``podman info`` as a dict."""
         result = self._capture(["info", "--format", "json"])
         if result.returncode != 0:
-            raise PodkernelError(f"podman info failed: {' '.join(result.stderr.split())}")
+            raise PodkernelError(f"{self.name} info failed: {' '.join(result.stderr.split())}")
         return json.loads(result.stdout)
 
     def run_once(self, run_args: list[str]) -> subprocess.CompletedProcess:
@@ -106,7 +106,7 @@ class PodmanEngine:
     def pull(self, reference: str, show: OutputHandler = to_stderr) -> None:
         """Pull an image, handing Podman's progress lines to ``show``."""
         self._stream(
-            ["pull", reference], f"podman pull {reference}",
+            ["pull", reference], f"{self.name} pull {reference}",
             "check the image name and that its registry is reachable (podman login for private ones)", show,
         )
 
@@ -118,7 +118,7 @@ class PodmanEngine:
         os.close(handle)
         try:
             self._stream(
-                ["build", *build_args, "--iidfile", iidfile, directory], f"podman build {directory}",
+                ["build", *build_args, "--iidfile", iidfile, directory], f"{self.name} build {directory}",
                 "fix the Containerfile or the build args, then try again", show,
             )
             with open(iidfile, encoding="utf-8") as stream:
@@ -136,7 +136,7 @@ class PodmanEngine:
         returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=output, stderr=output).returncode
         if returncode != 0:
             raise PodkernelError(
-                f"podman could not start the kernel's container (exit {returncode}): see Podman's message above"
+                f"{self.name} could not start the kernel's container (exit {returncode}): see its message above"
             )
 
     def signal(self, container: str, signal_name: str) -> None:
@@ -163,7 +163,7 @@ class PodmanEngine:
         result = self._capture(["ps", "--all", "--filter", f"label={label}", "--format", "json"])
         if result.returncode != 0:
             message = " ".join(result.stderr.split())
-            raise PodkernelError(f"podman ps failed: {message} -- check that Podman works (podman info)")
+            raise PodkernelError(f"{self.name} ps failed: {message} -- check that it works ({self.name} info)")
         return json.loads(result.stdout or "[]")
 
     def remove_command(self, container: str) -> list[str]:
