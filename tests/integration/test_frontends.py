@@ -128,10 +128,9 @@ def test_jupyterlab_in_a_browser(jupyterlab):
             browser.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="known open problem (issue 5): under rootless Podman jupyter "
+                    "console's first execute often gets no reply, though the kernel runs and answers jupyter_client")
 def test_jupyter_console(install):
-    # Current ipykernel: Debian's 6.17 leaves jupyter console's first execute unanswered under
-    # rootless Podman (a known limitation, in the README), while JupyterLab, nbclient and
-    # papermill run it fine.
     name = install(PYPI_IMAGE)
     console = pexpect.spawn(str(BIN / "jupyter"), ["console", "--simple-prompt", "--kernel", name],
                             encoding="utf-8", timeout=120, dimensions=(40, 120))
