@@ -47,6 +47,14 @@ class PodmanEngine:
     name = "podman"
     install_hint = "install Podman (e.g. apt-get install podman)"
 
+    @property
+    def proxies_ports(self) -> bool:
+        """Whether published ports go through a proxy that accepts connections before the kernel listens.
+
+        Rootless Podman's do (rootlessport); rootful Podman forwards them in the kernel's netfilter.
+        """
+        return os.geteuid() != 0
+
     def __init__(self):
         path = shutil.which(self.name)
         if path is None:
@@ -176,6 +184,7 @@ class DockerEngine(PodmanEngine):
 
     name = "docker"
     install_hint = "install the Docker CLI and engine, or use --engine podman"
+    proxies_ports = True  # docker-proxy, or rootlesskit's port driver for rootless Docker
 
     def run_detached(self, run_args: list[str], output: int, container: str, pidfile: str) -> None:
         """``docker run``, then the container's main PID into ``pidfile`` (Docker has no ``--pidfile``)."""

@@ -27,6 +27,9 @@ class Launch(NamedTuple):
     cwd: str
     userns: str | None = None  # --keep-id's --userns arg, when it applies (rootless Podman)
     selinux: bool = False
+    # The host ports the engine publishes the kernel's ports on, where the relay stands in
+    # front of them (see relay.py); None: the connection file's own ports.
+    published_ports: dict[str, int | str] | None = None
 
 
 GPU_RUN_ARGS = {
@@ -89,9 +92,9 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]
     for key, value in settings.env.items():
         args += ["--env", f"{key}={value}"]
+    host_ports = launch.published_ports or launch.ports
     for key in PORT_KEYS:
-        port = launch.ports[key]
-        args += ["--publish", f"127.0.0.1:{port}:{port}"]
+        args += ["--publish", f"127.0.0.1:{host_ports[key]}:{launch.ports[key]}"]
     args.append(launch.image_id)
     args += settings.command
     return args

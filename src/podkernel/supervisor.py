@@ -4,8 +4,10 @@ It runs the container detached and then waits, holding no ``podman`` client, on 
 things at once: the container's main process (when the kernel ends, so does the launcher,
 while Podman's own ``--rm`` cleanup removes the container), the process that started the
 kernel (the Jupyter frontend), signals, and the container's output, which it copies to its
-own stderr (the Jupyter log, or the terminal of ``jupyter console``). SIGINT is forwarded into the container; SIGTERM and SIGHUP, or the frontend
-going away, stop and remove the container. A ``flock`` watchdog in its own session, waiting
+own stderr (the Jupyter log, or the terminal of ``jupyter console``). SIGINT is forwarded
+into the container; SIGTERM and SIGHUP, or the frontend going away, stop and remove the
+container. Where the engine's ports go through a proxy, the port relay stands in front of
+them (see relay.py). A ``flock`` watchdog in its own session, waiting
 on a lock the supervisor holds, removes the container should the supervisor itself be killed.
 """
 
@@ -24,6 +26,7 @@ from .connection import busy_ports
 from .engine import PodmanEngine
 from .errors import PodkernelError
 from .plan import CONNECTION_FILE_LABEL, Launch
+from .relay import PortRelay
 
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
@@ -60,7 +63,7 @@ def _copy_to_stderr(fd: int) -> bool:
     return bool(data)
 
 
-def _relay(fd: int) -> None:
+def _drain_to_stderr(fd: int) -> None:
     """Copy to stderr whatever is left on ``fd`` without waiting for more, then close it."""
     os.set_blocking(fd, False)
     try:
@@ -89,6 +92,10 @@ class Supervisor:
         self.container = launch.container_name
         self.private_dir = private_dir
         self._watchdog: subprocess.Popen | None = None
+        self._relay = PortRelay(
+            {launch.ports[key]: int(port) for key, port in launch.published_ports.items()},
+            last=(launch.ports["shell_port"], launch.ports["control_port"]),
+        ) if launch.published_ports else None
 
     def run(self, run_args: list[str]) -> int:
         """Start the container with ``run_args`` and supervise it; return the launcher's exit status."""
@@ -100,7 +107,8 @@ class Supervisor:
         output_read, output_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._start_watchdog()
-            self._free_ports()
+            if self._relay is None:
+                self._free_ports()
             try:
                 self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
             except BaseException:
@@ -108,9 +116,11 @@ class Supervisor:
                 self.engine.remove(self.container, 0)
                 raise
             os.close(output_write)
+            if self._relay is not None:
+                self._relay.start()
             return self._wait(wakeup_read, parent, output_read)
         finally:
-            _relay(output_read)
+            _drain_to_stderr(output_read)
             self._clean_up()
 
     def _free_ports(self) -> None:
@@ -150,12 +160,16 @@ class Supervisor:
         if kernel is None:
             self.engine.remove(self.container, STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
+        relay_failed = self._relay.failed if self._relay else None
         poller = select.poll()
-        for fd in (kernel, wakeup_read, parent, output):
+        for fd in (kernel, wakeup_read, parent, output, relay_failed):
             if fd is not None:
                 poller.register(fd, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
+                if fd == relay_failed:
+                    self.engine.remove(self.container, 0)
+                    raise PodkernelError(self._relay.error)
                 if fd == output:
                     if not _copy_to_stderr(output):
                         poller.unregister(output)

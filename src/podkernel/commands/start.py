@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 
 from .. import kernelspecs
-from ..connection import private_dir, read_connection_file, write_container_copy
+from ..connection import PORT_KEYS, private_dir, read_connection_file, write_container_copy
 from ..engine import container_engine
 from ..host import selinux_enabled
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
+from ..relay import spare_ports
 from ..supervisor import Supervisor
 from ..userns import keep_id_userns
 
@@ -39,5 +40,6 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
         cwd=os.getcwd(),
         userns=keep_id_userns(settings, engine, image_id),
         selinux=selinux_enabled(),
+        published_ports=dict(zip(PORT_KEYS, spare_ports(len(PORT_KEYS)))) if engine.proxies_ports else None,
     )
     return Supervisor(engine, launch, directory).run(run_args(settings, launch))
