@@ -3,12 +3,14 @@
 import json
 import os
 import shlex
+import socket
 import stat
+import subprocess
 import time
 
 import nbformat
 import pytest
-from jupyter_client.manager import start_new_kernel
+from jupyter_client.manager import KernelManager, start_new_kernel
 from nbclient import NotebookClient
 
 from helpers import podkernel
@@ -69,7 +71,15 @@ def test_container_is_wired_as_promised(install):
         }
         ports = [host_connection[key] for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
         assert sorted(published) == sorted(ports)
-        assert all(binding == {"HostIp": "127.0.0.1", "HostPort": str(port)} for port, binding in published.items())
+        assert all(binding["HostIp"] == "127.0.0.1" for binding in published.values())
+        if os.geteuid() == 0:  # rootful Podman publishes the connection file's ports themselves
+            assert all(binding["HostPort"] == str(port) for port, binding in published.items())
+        else:  # rootless: on spare ports, and the launcher's relay listens on the connection file's
+            assert not {int(binding["HostPort"]) for binding in published.values()} & set(ports)
+            launcher = f"pid={manager.provisioner.process.pid},"
+            for port in ports:
+                listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+                assert "127.0.0.1:" in listening and launcher in listening, listening
         # The HMAC key is nowhere in the container's definition: not in args, labels, env or mounts.
         assert host_connection["key"] not in json.dumps(container)
         # The private copy: 0600, inside a directory only its owner can enter.
@@ -83,6 +93,39 @@ def test_container_is_wired_as_promised(install):
     assert not os.path.exists(private_dir)
 
 
+def test_early_connections_are_refused_never_dropped(install):
+    """Until the kernel listens, connecting to its ports is refused, as with a kernel on the host.
+
+    A port that accepts and then drops the connection (rootless Podman's proxy does, before the
+    kernel listens) makes a frontend's IOPub lose its subscription: see relay.py.
+    """
+    name = install(DEBIAN_IMAGE)
+    manager = KernelManager(kernel_name=name)
+    manager.start_kernel()
+    refused = dropped = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", manager.iopub_port), timeout=10) as connection:
+                    greeting = connection.recv(10)
+            except ConnectionRefusedError:
+                refused += 1
+                time.sleep(0.005)
+                continue
+            except ConnectionResetError:
+                greeting = b""
+            if greeting:
+                break
+            dropped += 1
+        else:
+            pytest.fail("the kernel never greeted on its IOPub port")
+    finally:
+        manager.shutdown_kernel(now=True)
+    assert refused > 0, "connected at the first try: the test did not see the kernel starting"
+    assert dropped == 0
+
+
 def test_show_prints_exactly_what_start_ran(install):
     name = install(PYPI_IMAGE, ENTRYPOINT_JSON, "-e", "A=1", "--", "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE")
     shown = shlex.split(podkernel("show", name, check=True).stdout)
@@ -91,6 +134,9 @@ def test_show_prints_exactly_what_start_ran(install):
         ran = container["Config"]["CreateCommand"]
         with open(manager.connection_file) as handle:
             values = {key: str(value) for key, value in json.load(handle).items() if key.endswith("_port")}
+        for binding_port, bindings in container["HostConfig"]["PortBindings"].items():
+            key = next(key for key, value in values.items() if value == binding_port.split("/")[0])
+            values["published_" + key] = bindings[0]["HostPort"]
         values["connection_file"] = manager.connection_file
         values["suffix"] = container["Name"].rsplit("-", 1)[1]
         values["launcher_pid"] = container["Config"]["Labels"]["io.podkernel.launcher-pid"]

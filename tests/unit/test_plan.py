@@ -117,3 +117,11 @@ def test_docker_engine_uses_what_docker_has():
     assert "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json" in args
     assert "JUPYTER_ALLOW_INSECURE_WRITES=true" in args
     assert not any(arg.startswith("--userns") for arg in args)
+
+
+def test_relayed_kernel_is_published_on_the_spare_ports():
+    settings = KernelSettings(name="demo", image="img")
+    published = {key: port + 1000 for key, port in PORTS.items()}
+    args = run_args(settings, launch(published_ports=published))
+    publishes = [args[i + 1] for i, arg in enumerate(args) if arg == "--publish"]
+    assert publishes == [f"127.0.0.1:{port + 1000}:{port}" for port in PORTS.values()]
