@@ -37,7 +37,7 @@ class Doctor:
         self.info: dict = {}
 
     def checks(self) -> list[Callable[[], Check]]:
-        return [self.podman_installed, self.mode, self.runtime, self.container_runs, self.port_reachable,
+        return [self.podman_installed, self.mode, self.storage, self.runtime, self.container_runs, self.port_reachable,
                 self.watchdog_tool, self.selinux, self.nvidia_cdi, self.kernels_dir, self.orphans]
 
     def podman_installed(self) -> Check:
@@ -66,6 +66,19 @@ class Doctor:
             return failed
         rootless = self.info["host"]["security"].get("rootless", False)
         return Check("Mode", PASS, "rootless" if rootless else "rootful (as root)")
+
+    def storage(self) -> Check:
+        """Rootless Podman before 4.5 without a storage.conf (Debian 12's) stores images with vfs:
+        every container start copies the whole image (7.3 s instead of 0.14 s for a 460 MB image
+        measured on Debian 12)."""
+        if failed := self._needs_podman("Storage"):
+            return failed
+        driver = self.info.get("store", {}).get("graphDriverName", "?")
+        if driver == "vfs":
+            return Check("Storage", WARN, "vfs: each kernel start copies its whole image (seconds per start)",
+                         'put [storage] driver = "overlay" in ~/.config/containers/storage.conf, then '
+                         "`podman system reset` (it deletes your images and containers) and pull or build again")
+        return Check("Storage", PASS, driver)
 
     def runtime(self) -> Check:
         if failed := self._needs_podman("OCI runtime"):

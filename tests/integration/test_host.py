@@ -8,7 +8,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from helpers import podkernel
-from kernel_helpers import DEBIAN_IMAGE, UID1000_IMAGE, execute
+from kernel_helpers import DEBIAN_IMAGE, UID1000_IMAGE, execute, podman
 
 ROOTLESS = os.geteuid() != 0
 
@@ -80,6 +80,9 @@ def test_doctor_on_this_machine():
     for check in ("Podman", "Mode", "OCI runtime", "Container", "Ports", "Watchdog", "SELinux", "Kernels"):
         assert "ok" in rows[check], result.stdout
     assert "rootless" in rows["Mode"] if ROOTLESS else "rootful" in rows["Mode"]
+    driver = podman("info", "--format", "{{.Store.GraphDriverName}}").strip()
+    assert driver in rows["Storage"]
+    assert rows["Storage"].split("│")[2].strip() == ("warning" if driver == "vfs" else "ok"), rows["Storage"]
 
 
 def test_doctor_shows_podmans_message_when_a_container_cannot_run():
