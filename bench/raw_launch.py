@@ -3,8 +3,9 @@
     python -S raw_launch.py ARGV_JSON CONNECTION_FILE
 
 No podkernel code runs: this reads the connection file, writes the container's copy (ip
-0.0.0.0), fills the {placeholders} and execs `podman run` in the foreground (attached, so
-that this process lives as long as the kernel, as a kernelspec's argv must).
+0.0.0.0), fills the {placeholders} (the {published_*} ports with the connection file's own:
+Podman publishes them directly, with no relay) and execs `podman run` in the foreground
+(attached, so that this process lives as long as the kernel, as a kernelspec's argv must).
 """
 
 import json
@@ -22,6 +23,8 @@ with open(os.path.join(private_dir, "connection.json"), "w") as handle:
     json.dump(dict(info, ip="0.0.0.0"), handle)
 os.chmod(os.path.join(private_dir, "connection.json"), 0o600)
 values = {key: str(value) for key, value in info.items() if key.endswith("_port")}
+# Where podkernel relays the ports (rootless), the floor publishes the connection file's own.
+values.update({"published_" + key: value for key, value in list(values.items())})
 values.update(connection_file=connection_file, private_dir=private_dir, suffix=os.urandom(4).hex(),
               launcher_pid=str(os.getpid()))
 filled = []
