@@ -9,8 +9,8 @@ ports are published on spare host ports instead, and once the kernel answers on 
 them the relay listens on the connection file's ports and copies each connection through.
 Until then connecting is refused, as with a kernel on the host, and ZeroMQ keeps its
 subscription. The shell and control ports open last, a little after the others, so that a
-frontend's IOPub is connected before its first request can be answered: the kernel is ready
-by then, whereas a kernel on the host is still starting while its frontend connects.
+frontend's IOPub is connected before its first request can be answered (``jupyter console``
+sends its first cell without waiting for IOPub).
 """
 
 from __future__ import annotations
