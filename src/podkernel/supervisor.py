@@ -107,8 +107,7 @@ class Supervisor:
         output_read, output_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._start_watchdog()
-            if self._relay is None:
-                self._free_ports()
+            self._free_ports()
             try:
                 self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
             except BaseException:
@@ -127,8 +126,9 @@ class Supervisor:
         """Wait for the ports while this connection file's previous container is removed.
 
         A restart reuses the ports, and Podman holds them until a container is removed,
-        which goes on after its kernel has ended. Should they stay taken, that container
-        is removed here; should something else hold them, the start fails saying so.
+        which goes on after its kernel has ended (where the relay stands in front, the
+        previous launcher holds them until it has exited). Should they stay taken, that
+        container is removed here; should something else hold them, the start fails saying so.
         """
         deadline = time.monotonic() + PORT_WAIT_S
         while busy_ports(self.launch.ports):
