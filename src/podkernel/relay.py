@@ -8,7 +8,8 @@ frontend next touches that socket, so the output of its first request can be los
 ports are published on spare host ports instead, and once the kernel answers on every one of
 them the relay listens on the connection file's ports and copies each connection through.
 Until then connecting is refused, as with a kernel on the host, and ZeroMQ keeps its
-subscription. The shell and control ports open last, a little after the others, so that a
+subscription. Both sets of ports are held from the start (bound, not listening), so that no
+other kernel starting meanwhile can be given one of them. The shell and control ports open last, a little after the others, so that a
 frontend's IOPub is connected before its first request can be answered (``jupyter console``
 sends its first cell without waiting for IOPub).
 """
@@ -27,24 +28,24 @@ SLOW_PROBE_AFTER_S = 30.0
 SLOW_PROBE_INTERVAL_S = 0.5
 # A kernel's ZeroMQ greets at once; a connection held this long without a greeting is taken as an answer too.
 PROBE_TIMEOUT_S = 1.0
-# How long the relay waits for the connection file's ports while the previous kernel's launcher lets go of them.
-PORT_WAIT_S = 3.0
 # How much sooner IOPub opens than shell and control: more than ZeroMQ's reconnect interval
 # (100 ms plus up to 100 ms of jitter), so that every frontend already trying has connected it.
 IOPUB_HEAD_START_S = 0.25
+LAST_TO_OPEN = ("shell_port", "control_port")
 CHUNK_BYTES = 65536
 
 
-def spare_ports(count: int) -> list[int]:
-    """``count`` ports on 127.0.0.1 that nothing uses now, for the engine to publish the kernel on."""
-    probes = [socket.socket() for _ in range(count)]
+def hold_port(port: int = 0) -> socket.socket:
+    """A socket bound to 127.0.0.1:``port`` (0: a free one) and not listening: connecting to it is refused,
+    and no other program is given the port. SO_REUSEADDR still lets the engine's proxy listen there."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        raise
+    return holder
 
 
 def kernel_answers(port: int) -> bool:
@@ -82,46 +83,66 @@ def _splice(client: socket.socket, upstream: socket.socket) -> None:
     upstream.close()
 
 
-def _listen(port: int) -> socket.socket | None:
-    """A listening socket on 127.0.0.1:``port``, or None while something else holds the port."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(("127.0.0.1", port))
-    except OSError:
-        listener.close()
-        return None
-    listener.listen(64)
-    return listener
-
-
 class PortRelay:
-    """Relays each connection file port to the port the engine published it on (``routes``), once the kernel answers.
+    """Stands in front of one kernel's ``ports`` (the connection file's, by key).
 
-    The ports in ``last`` (shell and control) open :data:`IOPUB_HEAD_START_S` after the
-    others. It works in daemon threads. Should it fail (a port held by another program),
-    ``error`` says why and ``failed`` (a file descriptor to poll) becomes readable.
+    Creating it holds a spare port for each (``published_ports``, for the engine to publish
+    the kernel on); :meth:`hold_connection_ports` holds the connection file's ports before the
+    container starts, and :meth:`start` relays them, in daemon threads, once the kernel
+    answers. Should listening fail, ``error`` says why and ``failed`` (a file descriptor to
+    poll) becomes readable.
     """
 
-    def __init__(self, routes: dict[int, int], last: tuple[int, ...] = ()):
-        self.routes = routes
-        self.last = last
+    def __init__(self, ports: dict[str, int]):
+        self.ports = ports
+        self._spares = {key: hold_port() for key in ports}
+        self.published_ports = {key: spare.getsockname()[1] for key, spare in self._spares.items()}
+        self._held: dict[str, socket.socket] = {}
         self.error = ""
         self.failed, self._failed_write = os.pipe2(os.O_CLOEXEC)
 
+    def hold_connection_ports(self) -> list[int]:
+        """Hold the connection file's ports, refusing connections for now; return those another program has."""
+        taken = []
+        for key, port in self.ports.items():
+            try:
+                self._held[key] = hold_port(port)
+            except OSError:
+                taken.append(port)
+        return taken
+
     def start(self) -> None:
+        """Let go of the spare ports, where the engine's proxy listens now, and relay once the kernel answers."""
+        for spare in self._spares.values():
+            spare.close()
         threading.Thread(target=self._serve, name="podkernel-relay", daemon=True).start()
 
     def _serve(self) -> None:
         self._wait_for_kernel()
         selector = selectors.DefaultSelector()
-        first = {port: target for port, target in self.routes.items() if port not in self.last}
-        if not self._listen_all(first, selector):
-            return
-        self._accept(selector, until=time.monotonic() + IOPUB_HEAD_START_S)
-        if not self._listen_all({port: self.routes[port] for port in self.last}, selector):
+        try:
+            self._listen([key for key in self._held if key not in LAST_TO_OPEN], selector)
+            self._accept(selector, until=time.monotonic() + IOPUB_HEAD_START_S)
+            self._listen([key for key in self._held if key in LAST_TO_OPEN], selector)
+        except OSError as error:
+            self.error = f"cannot listen on this kernel's ports ({error.strerror}): restart the kernel"
+            os.write(self._failed_write, b"!")
             return
         self._accept(selector, until=None)
+
+    def _wait_for_kernel(self) -> None:
+        started = time.monotonic()
+        waiting = set(self.published_ports.values())
+        while waiting:
+            waiting = {port for port in waiting if not kernel_answers(port)}
+            if waiting:
+                slow = time.monotonic() - started > SLOW_PROBE_AFTER_S
+                time.sleep(SLOW_PROBE_INTERVAL_S if slow else PROBE_INTERVAL_S)
+
+    def _listen(self, keys: list[str], selector: selectors.BaseSelector) -> None:
+        for key in keys:
+            self._held[key].listen(64)
+            selector.register(self._held[key], selectors.EVENT_READ, self.published_ports[key])
 
     def _accept(self, selector: selectors.BaseSelector, until: float | None) -> None:
         """Relay each new connection to the listeners in ``selector``, until the ``until`` deadline or forever."""
@@ -135,32 +156,3 @@ class PortRelay:
                 for end in (client, upstream):
                     end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 threading.Thread(target=_splice, args=(client, upstream), daemon=True).start()
-
-    def _wait_for_kernel(self) -> None:
-        started = time.monotonic()
-        waiting = set(self.routes.values())
-        while waiting:
-            waiting = {port for port in waiting if not kernel_answers(port)}
-            if waiting:
-                slow = time.monotonic() - started > SLOW_PROBE_AFTER_S
-                time.sleep(SLOW_PROBE_INTERVAL_S if slow else PROBE_INTERVAL_S)
-
-    def _listen_all(self, routes: dict[int, int], selector: selectors.BaseSelector) -> bool:
-        """Listen on ``routes``' ports (waiting a little for a previous launcher to let go of them); False on failure."""
-        waiting = dict(routes)
-        deadline = time.monotonic() + PORT_WAIT_S
-        while waiting:
-            for port in list(waiting):
-                listener = _listen(port)
-                if listener is not None:
-                    selector.register(listener, selectors.EVENT_READ, waiting.pop(port))
-            if waiting and time.monotonic() > deadline:
-                self.error = (
-                    f"port(s) {', '.join(map(str, sorted(waiting)))} of this kernel are taken by another program: "
-                    f"restart the kernel so that Jupyter picks new ports, or stop that program"
-                )
-                os.write(self._failed_write, b"!")
-                return False
-            if waiting:
-                time.sleep(0.02)
-        return True

@@ -75,6 +75,11 @@ def _drain_to_stderr(fd: int) -> None:
         os.close(fd)
 
 
+def _ports_taken(ports: list[int]) -> str:
+    return (f"port(s) {', '.join(map(str, ports))} of this kernel are taken by another program: "
+            f"restart the kernel so that Jupyter picks new ports, or stop that program")
+
+
 def _read_pid(path: str) -> int | None:
     try:
         with open(path, encoding="ascii") as handle:
@@ -86,16 +91,13 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str):
+    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str, relay: PortRelay | None = None):
         self.engine = engine
         self.launch = launch
         self.container = launch.container_name
         self.private_dir = private_dir
         self._watchdog: subprocess.Popen | None = None
-        self._relay = PortRelay(
-            {launch.ports[key]: int(port) for key, port in launch.published_ports.items()},
-            last=(launch.ports["shell_port"], launch.ports["control_port"]),
-        ) if launch.published_ports else None
+        self._relay = relay
 
     def run(self, run_args: list[str]) -> int:
         """Start the container with ``run_args`` and supervise it; return the launcher's exit status."""
@@ -108,6 +110,8 @@ class Supervisor:
         try:
             self._start_watchdog()
             self._free_ports()
+            if self._relay is not None and (taken := self._relay.hold_connection_ports()):
+                raise PodkernelError(_ports_taken(taken))
             try:
                 self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
             except BaseException:
@@ -136,10 +140,7 @@ class Supervisor:
                 self.engine.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
                 taken = busy_ports(self.launch.ports)
                 if taken:
-                    raise PodkernelError(
-                        f"port(s) {', '.join(map(str, taken))} of this kernel are taken by another program: "
-                        f"restart the kernel so that Jupyter picks new ports, or stop that program"
-                    )
+                    raise PodkernelError(_ports_taken(taken))
                 return
             time.sleep(0.02)
 

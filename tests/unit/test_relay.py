@@ -6,8 +6,10 @@ import socket
 import threading
 import time
 
+import pytest
+
 from podkernel import relay
-from podkernel.relay import PortRelay, kernel_answers, spare_ports
+from podkernel.relay import PortRelay, hold_port, kernel_answers
 
 GREETING = b"\xff" + bytes(8) + b"\x7f"  # how a ZeroMQ peer's greeting begins
 
@@ -91,16 +93,41 @@ def receive(connection: socket.socket, size: int) -> bytes:
     return data
 
 
-def test_spare_ports_are_distinct_and_free():
-    ports = spare_ports(5)
-    assert len(set(ports)) == 5
-    for port in ports:
-        with socket.create_server(("127.0.0.1", port)):
-            pass
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_open(port: int) -> socket.socket:
+    deadline = time.monotonic() + 5
+    while (connection := connect(port)) is None:
+        assert time.monotonic() < deadline, "the relay never opened"
+        time.sleep(0.01)
+    return connection
+
+
+def test_a_held_port_refuses_connections_and_is_given_to_nobody_else():
+    holder = hold_port()
+    port = holder.getsockname()[1]
+    try:
+        assert connect(port) is None
+        with socket.socket() as other:
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", port))
+        for _ in range(2000):
+            with socket.socket() as other:
+                other.bind(("127.0.0.1", 0))
+                assert other.getsockname()[1] != port
+        # The engine's proxy (SO_REUSEADDR, as Go's listeners have) can still listen there.
+        proxy = socket.create_server(("127.0.0.1", port))
+        proxy.close()
+    finally:
+        holder.close()
 
 
 def test_kernel_answers_only_when_a_kernel_greets():
-    port = spare_ports(1)[0]
+    port = free_port()
     assert not kernel_answers(port)  # nothing listens: refused
     proxy = DroppingProxy(port)
     try:
@@ -115,25 +142,28 @@ def test_kernel_answers_only_when_a_kernel_greets():
         kernel.close()
 
 
+def started_relay(ports: dict[str, int]) -> tuple[PortRelay, list[StandInKernel]]:
+    """A relay for ``ports`` whose stand-in kernels are not listening yet."""
+    the_relay = PortRelay(ports)
+    assert the_relay.hold_connection_ports() == []
+    kernels = [StandInKernel(port) for port in the_relay.published_ports.values()]
+    the_relay.start()  # lets go of the spare ports: the stand-ins take them below
+    return the_relay, kernels
+
+
 def test_ports_are_refused_until_the_kernel_answers_then_relayed_both_ways():
-    iopub, shell, published_iopub, published_shell = spare_ports(4)
-    kernels = [StandInKernel(published_iopub), StandInKernel(published_shell)]
-    the_relay = PortRelay({iopub: published_iopub, shell: published_shell}, last=(shell,))
-    the_relay.start()
+    iopub, shell = free_port(), free_port()
+    the_relay, kernels = started_relay({"iopub_port": iopub, "shell_port": shell})
     try:
         time.sleep(0.3)
         assert connect(iopub) is None and connect(shell) is None
         for kernel in kernels:
             kernel.listen()
-        deadline = time.monotonic() + 5
-        while (connection := connect(iopub)) is None:
-            assert time.monotonic() < deadline, "the relay never opened"
-            time.sleep(0.01)
+        connection = wait_until_open(iopub)
         opened = time.monotonic()
         # Shell opens last, IOPUB_HEAD_START_S after IOPub.
         assert connect(shell) is None
-        while (shell_connection := connect(shell)) is None:
-            time.sleep(0.01)
+        shell_connection = wait_until_open(shell)
         assert time.monotonic() - opened >= relay.IOPUB_HEAD_START_S - 0.05
         for each in (connection, shell_connection):
             with each:
@@ -148,50 +178,41 @@ def test_ports_are_refused_until_the_kernel_answers_then_relayed_both_ways():
             kernel.close()
 
 
-def test_a_connection_ends_when_the_kernel_side_ends():
-    port, published = spare_ports(2)
-    kernel = StandInKernel(published)
+def test_a_connection_ends_when_the_frontend_ends_it():
+    the_relay, (kernel,) = started_relay({"iopub_port": free_port()})
     kernel.listen()
-    PortRelay({port: published}).start()
-    deadline = time.monotonic() + 5
-    while (connection := connect(port)) is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    with connection:
+    with wait_until_open(the_relay.ports["iopub_port"]) as connection:
         assert receive(connection, len(GREETING)) == GREETING
         connection.shutdown(socket.SHUT_WR)  # the frontend is done: the stand-in's echo loop ends
         assert connection.recv(10) == b""
     kernel.close()
 
 
-def test_a_port_held_by_another_program_fails_the_relay(monkeypatch):
-    monkeypatch.setattr(relay, "PORT_WAIT_S", 0.2)
-    port, published = spare_ports(2)
-    kernel = StandInKernel(published)
+def test_a_connection_port_held_by_another_program_is_reported():
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        assert PortRelay({"shell_port": port}).hold_connection_ports() == [port]
+
+
+def test_failing_to_listen_fails_the_relay():
+    port = free_port()
+    the_relay, (kernel,) = started_relay({"hb_port": port})
+    squatter = socket.create_server(("127.0.0.1", port))  # SO_REUSEADDR: allowed while the relay only holds it
     kernel.listen()
-    squatter = socket.create_server(("127.0.0.1", port))
     try:
-        the_relay = PortRelay({port: published})
-        the_relay.start()
         readable, _, _ = select.select([the_relay.failed], [], [], 5)
         assert readable == [the_relay.failed]
-        assert f"port(s) {port} of this kernel are taken by another program" in the_relay.error
+        assert "cannot listen on this kernel's ports" in the_relay.error
     finally:
-        squatter.close()
+        stop_listening(squatter)
         kernel.close()
 
 
 def test_many_clients_at_once():
-    clients = 8
-    port, published = spare_ports(2)
-    kernel = StandInKernel(published)
+    the_relay, (kernel,) = started_relay({"iopub_port": free_port()})
     kernel.listen()
-    PortRelay({port: published}).start()
-    deadline = time.monotonic() + 5
-    while (first := connect(port)) is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    connections = [first] + [connect(port) for _ in range(clients - 1)]
+    port = the_relay.ports["iopub_port"]
+    connections = [wait_until_open(port)] + [connect(port) for _ in range(7)]
     for index, connection in enumerate(connections):
         assert receive(connection, len(GREETING)) == GREETING
         connection.sendall(b"client %d" % index)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 
 from .. import kernelspecs
-from ..connection import PORT_KEYS, private_dir, read_connection_file, write_container_copy
+from ..connection import private_dir, read_connection_file, write_container_copy
 from ..engine import container_engine
 from ..host import selinux_enabled
 from ..images import resolve_image
 from ..plan import Launch, container_name, run_args
-from ..relay import spare_ports
+from ..relay import PortRelay
 from ..supervisor import Supervisor
 from ..userns import keep_id_userns
 
@@ -29,6 +29,7 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
     engine = container_engine(settings.engine)
     image_id = resolve_image(settings, engine)
     directory = private_dir()
+    relay = PortRelay(connection.ports) if engine.proxies_ports else None
     launch = Launch(
         image_id=image_id,
         container_name=container_name(settings.name, os.urandom(4).hex()),
@@ -40,6 +41,6 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
         cwd=os.getcwd(),
         userns=keep_id_userns(settings, engine, image_id),
         selinux=selinux_enabled(),
-        published_ports=dict(zip(PORT_KEYS, spare_ports(len(PORT_KEYS)))) if engine.proxies_ports else None,
+        published_ports=relay.published_ports if relay else None,
     )
-    return Supervisor(engine, launch, directory).run(run_args(settings, launch))
+    return Supervisor(engine, launch, directory, relay).run(run_args(settings, launch))
