@@ -172,6 +172,11 @@ def test_restart_reuses_the_ports(install, attempt, now):
 
 
 def interrupt_running_cell(manager, client, code: str, interrupt) -> tuple[dict, float]:
+    """Run ``code``, interrupt it after 1.5 s; return its reply and how long the reply took.
+
+    It returns once the kernel is idle again: IRkernel answers an interrupted cell, then
+    aborts whatever request reaches it before it reports idle.
+    """
     message_id = client.execute(code, stop_on_error=False)
     time.sleep(1.5)
     started = time.monotonic()
@@ -179,7 +184,12 @@ def interrupt_running_cell(manager, client, code: str, interrupt) -> tuple[dict,
     while True:
         reply = client.get_shell_msg(timeout=30)
         if reply["parent_header"].get("msg_id") == message_id:
-            return reply["content"], time.monotonic() - started
+            break
+    elapsed = time.monotonic() - started
+    while True:
+        status = client.get_iopub_msg(timeout=30)
+        if status["parent_header"].get("msg_id") == message_id and status["content"].get("execution_state") == "idle":
+            return reply["content"], elapsed
 
 
 @pytest.mark.parametrize("attempt", REPEATS)
