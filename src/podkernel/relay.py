@@ -33,11 +33,13 @@ PROBE_TIMEOUT_S = 1.0
 IOPUB_HEAD_START_S = 0.25
 LAST_TO_OPEN = ("shell_port", "control_port")
 CHUNK_BYTES = 65536
+# How many ports below the ephemeral range spare ports are drawn from.
+SPARE_RANGE = 8000
 
 
-def hold_port(port: int = 0) -> socket.socket:
-    """A socket bound to 127.0.0.1:``port`` (0: a free one) and not listening: connecting to it is refused,
-    and no other program is given the port. SO_REUSEADDR still lets the engine's proxy listen there."""
+def hold_port(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:``port``, not listening: connecting to it is refused and no other
+    program is given the port. SO_REUSEADDR lets it be taken while old connections linger (TIME_WAIT)."""
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -46,6 +48,36 @@ def hold_port(port: int = 0) -> socket.socket:
         holder.close()
         raise
     return holder
+
+
+def hold_spare_port() -> socket.socket:
+    """Hold a free port below the ephemeral range, for the engine to publish a kernel port on.
+
+    Jupyter picks kernel ports in the ephemeral range, so a spare port from below it is never
+    another kernel's connection port, even one not held yet. It is bound without SO_REUSEADDR,
+    so that no other launcher takes it too, and given SO_REUSEADDR after, so that the engine's
+    proxy (a Go listener, which sets it) can still listen there.
+    """
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = low - 1 - int.from_bytes(os.urandom(2), "big") % SPARE_RANGE
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port))
+        except OSError:
+            holder.close()
+            continue
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return holder
+    raise OSError(f"no free port between {low - SPARE_RANGE} and {low - 1}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            return max(int(handle.read().split()[0]), 1024 + SPARE_RANGE)
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def kernel_answers(port: int) -> bool:
@@ -95,7 +127,7 @@ class PortRelay:
 
     def __init__(self, ports: dict[str, int]):
         self.ports = ports
-        self._spares = {key: hold_port() for key in ports}
+        self._spares = {key: hold_spare_port() for key in ports}
         self.published_ports = {key: spare.getsockname()[1] for key, spare in self._spares.items()}
         self._held: dict[str, socket.socket] = {}
         self.error = ""

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from podkernel import relay
-from podkernel.relay import PortRelay, hold_port, kernel_answers
+from podkernel.relay import PortRelay, hold_port, hold_spare_port, kernel_answers
 
 GREETING = b"\xff" + bytes(8) + b"\x7f"  # how a ZeroMQ peer's greeting begins
 
@@ -107,21 +107,39 @@ def wait_until_open(port: int) -> socket.socket:
     return connection
 
 
-def test_a_held_port_refuses_connections_and_is_given_to_nobody_else():
-    holder = hold_port()
+def test_a_spare_port_refuses_connections_and_is_given_to_nobody_else():
+    holder = hold_spare_port()
     port = holder.getsockname()[1]
     try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            assert port < int(handle.read().split()[0])  # never a port Jupyter would pick
         assert connect(port) is None
-        with socket.socket() as other:
-            with pytest.raises(OSError):
-                other.bind(("127.0.0.1", port))
-        for _ in range(2000):
-            with socket.socket() as other:
-                other.bind(("127.0.0.1", 0))
-                assert other.getsockname()[1] != port
-        # The engine's proxy (SO_REUSEADDR, as Go's listeners have) can still listen there.
-        proxy = socket.create_server(("127.0.0.1", port))
+        for _ in range(200):  # other launchers' spare ports
+            other = hold_spare_port()
+            assert other.getsockname()[1] != port
+            other.close()
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))  # what bind(0) and jupyter_client do
+    finally:
+        holder.close()
+
+
+def test_the_engines_proxy_can_listen_on_a_spare_port():
+    holder = hold_spare_port()
+    try:
+        proxy = socket.create_server(("127.0.0.1", holder.getsockname()[1]))  # SO_REUSEADDR, as Go's listeners
         proxy.close()
+    finally:
+        holder.close()
+
+
+def test_a_held_connection_port_refuses_connections():
+    port = free_port()
+    holder = hold_port(port)
+    try:
+        assert connect(port) is None
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
     finally:
         holder.close()
 
