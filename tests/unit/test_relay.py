@@ -23,8 +23,8 @@ def stop_listening(listener: socket.socket) -> None:
     listener.close()
 
 
-class StandInKernel:
-    """Listens on a port when told to; greets each connection, then echoes what it gets."""
+class Listener:
+    """Listens on a port when told to and hands each connection to ``handle`` in a thread of its own."""
 
     def __init__(self, port: int):
         self.port = port
@@ -40,10 +40,20 @@ class StandInKernel:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._echo, args=(connection,), daemon=True).start()
+            threading.Thread(target=self.handle, args=(connection,), daemon=True).start()
 
-    @staticmethod
-    def _echo(connection: socket.socket) -> None:
+    def handle(self, connection: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.listener:
+            stop_listening(self.listener)
+
+
+class StandInKernel(Listener):
+    """Greets each connection as a ZeroMQ peer does, then echoes what it gets."""
+
+    def handle(self, connection: socket.socket) -> None:
         with connection:
             try:
                 connection.sendall(GREETING)
@@ -52,28 +62,16 @@ class StandInKernel:
             except OSError:
                 pass
 
-    def close(self) -> None:
-        if self.listener:
-            stop_listening(self.listener)
 
-
-class DroppingProxy:
+class DroppingProxy(Listener):
     """What rootlessport does while the kernel is not listening yet: accept, then close."""
 
     def __init__(self, port: int):
-        self.listener = socket.create_server(("127.0.0.1", port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(port)
+        self.listen()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            connection.close()
-
-    def close(self) -> None:
-        stop_listening(self.listener)
+    def handle(self, connection: socket.socket) -> None:
+        connection.close()
 
 
 def connect(port: int) -> socket.socket | None:
