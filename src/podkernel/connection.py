@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import NamedTuple
 
 from .errors import PodkernelError
@@ -64,16 +63,3 @@ def write_container_copy(connection: Connection, directory: str, any_user: bool 
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(contents, handle)
     return path
-
-
-def busy_ports(ports: dict[str, int]) -> list[int]:
-    """The ports that something on this host is listening on (a kernel's old container, say)."""
-    busy = []
-    for port in ports.values():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                busy.append(port)
-    return busy

@@ -47,14 +47,6 @@ class PodmanEngine:
     name = "podman"
     install_hint = "install Podman (e.g. apt-get install podman)"
 
-    @property
-    def proxies_ports(self) -> bool:
-        """Whether published ports go through a proxy that accepts connections before the kernel listens.
-
-        Rootless Podman's do (rootlessport); rootful Podman forwards them in the kernel's netfilter.
-        """
-        return os.geteuid() != 0
-
     def __init__(self):
         path = shutil.which(self.name)
         if path is None:
@@ -162,10 +154,6 @@ class PodmanEngine:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
-    def remove_labelled(self, label: str, stop_timeout: int) -> None:
-        """Stop and remove every container that carries ``label`` (``KEY=VALUE``)."""
-        self._capture(["rm", "--force", "--ignore", "--time", str(stop_timeout), "--filter", f"label={label}"])
-
     def containers(self, label: str) -> list[dict]:
         """``podman ps --all`` for the containers that carry ``label``, as Podman's JSON records."""
         result = self._capture(["ps", "--all", "--filter", f"label={label}", "--format", "json"])
@@ -184,7 +172,6 @@ class DockerEngine(PodmanEngine):
 
     name = "docker"
     install_hint = "install the Docker CLI and engine, or use --engine podman"
-    proxies_ports = True  # docker-proxy, or rootlesskit's port driver for rootless Docker
 
     def run_detached(self, run_args: list[str], output: int, container: str, pidfile: str) -> None:
         """``docker run``, then the container's main PID into ``pidfile`` (Docker has no ``--pidfile``)."""
@@ -200,11 +187,6 @@ class DockerEngine(PodmanEngine):
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self._capture(["rm", "--force", container])
-
-    def remove_labelled(self, label: str, stop_timeout: int) -> None:
-        ids = self._capture(["ps", "--all", "--quiet", "--filter", f"label={label}"]).stdout.split()
-        if ids:
-            self._capture(["rm", "--force", *ids])
 
     def containers(self, label: str) -> list[dict]:
         """``docker ps --all`` for ``label``, in the shape of Podman's JSON records."""

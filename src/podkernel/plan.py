@@ -20,6 +20,9 @@ class Launch(NamedTuple):
     image_id: str
     container_name: str
     ports: dict[str, int | str]
+    # The host ports the engine publishes the kernel's ports on; the launcher's port relay
+    # listens on the connection file's own ports and forwards to these (see relay.py).
+    published_ports: dict[str, int | str]
     connection_file: str
     connection_copy: str
     container_pidfile: str
@@ -27,9 +30,6 @@ class Launch(NamedTuple):
     cwd: str
     userns: str | None = None  # --keep-id's --userns arg, when it applies (rootless Podman)
     selinux: bool = False
-    # The host ports the engine publishes the kernel's ports on, where the relay stands in
-    # front of them (see relay.py); None: the connection file's own ports.
-    published_ports: dict[str, int | str] | None = None
 
 
 GPU_RUN_ARGS = {
@@ -92,9 +92,8 @@ def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]
     for key, value in settings.env.items():
         args += ["--env", f"{key}={value}"]
-    host_ports = launch.published_ports or launch.ports
     for key in PORT_KEYS:
-        args += ["--publish", f"127.0.0.1:{host_ports[key]}:{launch.ports[key]}"]
+        args += ["--publish", f"127.0.0.1:{launch.published_ports[key]}:{launch.ports[key]}"]
     args.append(launch.image_id)
     args += settings.command
     return args

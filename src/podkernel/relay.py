@@ -1,17 +1,12 @@
-"""The port relay: a kernel's ports open on the host only once the kernel listens behind them.
+"""The port relay: frontends connect to the launcher, which forwards to the kernel's container.
 
-Some engines publish ports through a proxy process (rootless Podman's rootlessport, Docker's
-docker-proxy) that accepts a connection before the kernel listens, then drops it. ZeroMQ
-reconnects, but a frontend's IOPub socket (SUB) sends its subscription again only when the
-frontend next touches that socket, so the output of its first request can be lost:
-``jupyter console`` then waits forever on its first cell. On those engines the container's
-ports are published on spare host ports instead, and once the kernel answers on every one of
-them the relay listens on the connection file's ports and copies each connection through.
-Until then connecting is refused, as with a kernel on the host, and ZeroMQ keeps its
-subscription. Both sets of ports are held from the start (bound, not listening), so that no
-other kernel starting meanwhile can be given one of them. The shell and control ports open last, a little after the others, so that a
-frontend's IOPub is connected before its first request can be answered (``jupyter console``
-sends its first cell without waiting for IOPub).
+The container's ports are published on spare host ports, fresh for every container. The
+relay holds the connection file's ports from the start (bound, not listening: connecting is
+refused, as with a kernel on the host) and listens on them only once the kernel greets on
+every spare port, IOPub before shell and control. So a frontend never reaches a port that
+accepts and then drops it (rootless Podman's and Docker's proxies do, before the kernel
+listens), nor one that the engine translates to a container that is gone (rootful Podman's
+netfilter rules, after a restart). The README's "How a kernel runs" tells the whole story.
 """
 
 from __future__ import annotations
@@ -33,13 +28,20 @@ PROBE_TIMEOUT_S = 1.0
 IOPUB_HEAD_START_S = 0.25
 LAST_TO_OPEN = ("shell_port", "control_port")
 CHUNK_BYTES = 65536
+# How often a port still held by the previous launcher (a restart) is tried again.
+PORT_RETRY_INTERVAL_S = 0.02
 # How many ports below the ephemeral range spare ports are drawn from.
 SPARE_RANGE = 8000
 
 
 def hold_port(port: int) -> socket.socket:
     """A socket bound to 127.0.0.1:``port``, not listening: connecting to it is refused and no other
-    program is given the port. SO_REUSEADDR lets it be taken while old connections linger (TIME_WAIT)."""
+    program, of any user, can bind the port.
+
+    It binds with SO_REUSEADDR, so that the connections a previous launcher left in TIME_WAIT
+    on the port (a restart reuses the ports) do not stand in the way, then clears it: Linux lets
+    any user bind a port whose holders all have SO_REUSEADDR and none listens.
+    """
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -47,7 +49,18 @@ def hold_port(port: int) -> socket.socket:
     except OSError:
         holder.close()
         raise
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
     return holder
+
+
+def listen_on_held(holder: socket.socket) -> None:
+    """Listen on a port held by :func:`hold_port`.
+
+    ``listen`` checks the port against lingering TIME_WAIT connections again, so SO_REUSEADDR
+    is set back just before; once the socket listens no other socket can bind the port.
+    """
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.listen(64)
 
 
 def hold_spare_port() -> socket.socket:
@@ -133,15 +146,25 @@ class PortRelay:
         self.error = ""
         self.failed, self._failed_write = os.pipe2(os.O_CLOEXEC)
 
-    def hold_connection_ports(self) -> list[int]:
-        """Hold the connection file's ports, refusing connections for now; return those another program has."""
-        taken = []
-        for key, port in self.ports.items():
-            try:
-                self._held[key] = hold_port(port)
-            except OSError:
-                taken.append(port)
-        return taken
+    def hold_connection_ports(self, wait_s: float = 0.0) -> list[int]:
+        """Hold the connection file's ports, refusing connections for now; return those another program has.
+
+        A restart reuses the ports, and the previous launcher holds them until it has exited:
+        taken ports are tried again for up to ``wait_s`` seconds.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            taken = []
+            for key, port in self.ports.items():
+                if key in self._held:
+                    continue
+                try:
+                    self._held[key] = hold_port(port)
+                except OSError:
+                    taken.append(port)
+            if not taken or time.monotonic() >= deadline:
+                return taken
+            time.sleep(PORT_RETRY_INTERVAL_S)
 
     def start(self) -> None:
         """Let go of the spare ports, where the engine's proxy listens now, and relay once the kernel answers."""
@@ -173,7 +196,7 @@ class PortRelay:
 
     def _listen(self, keys: list[str], selector: selectors.BaseSelector) -> None:
         for key in keys:
-            self._held[key].listen(64)
+            listen_on_held(self._held[key])
             selector.register(self._held[key], selectors.EVENT_READ, self.published_ports[key])
 
     def _accept(self, selector: selectors.BaseSelector, until: float | None) -> None:

@@ -1,14 +1,10 @@
 """The supervisor: starts a kernel's container and owns it until it is gone.
 
-It runs the container detached and then waits, holding no ``podman`` client, on four
-things at once: the container's main process (when the kernel ends, so does the launcher,
-while Podman's own ``--rm`` cleanup removes the container), the process that started the
-kernel (the Jupyter frontend), signals, and the container's output, which it copies to its
-own stderr (the Jupyter log, or the terminal of ``jupyter console``). SIGINT is forwarded
-into the container; SIGTERM and SIGHUP, or the frontend going away, stop and remove the
-container. Where the engine's ports go through a proxy, the port relay stands in front of
-them (see relay.py). A ``flock`` watchdog in its own session, waiting
-on a lock the supervisor holds, removes the container should the supervisor itself be killed.
+It runs the container detached and then waits, holding no engine client, on the kernel's
+process, the frontend that started it, signals, the container's output (copied to its own
+stderr, the Jupyter log) and the port relay. SIGINT is forwarded into the container;
+SIGTERM, SIGHUP or the frontend going away stop and remove it. A ``flock`` watchdog in its
+own session removes the container should the supervisor itself be killed.
 """
 
 from __future__ import annotations
@@ -20,18 +16,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
-from .connection import busy_ports
 from .engine import PodmanEngine
 from .errors import PodkernelError
-from .plan import CONNECTION_FILE_LABEL, Launch
+from .plan import Launch
 from .relay import PortRelay
 
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
 STOP_TIMEOUT_S = 1
-# How long a new container waits for its ports while the previous one is being removed.
+# How long a restarted kernel waits for the previous launcher to let go of the connection's ports.
 PORT_WAIT_S = 3.0
 FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -91,7 +85,7 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str, relay: PortRelay | None = None):
+    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str, relay: PortRelay):
         self.engine = engine
         self.launch = launch
         self.container = launch.container_name
@@ -109,8 +103,7 @@ class Supervisor:
         output_read, output_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._start_watchdog()
-            self._free_ports()
-            if self._relay is not None and (taken := self._relay.hold_connection_ports()):
+            if taken := self._relay.hold_connection_ports(PORT_WAIT_S):
                 raise PodkernelError(_ports_taken(taken))
             try:
                 self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
@@ -119,30 +112,11 @@ class Supervisor:
                 self.engine.remove(self.container, 0)
                 raise
             os.close(output_write)
-            if self._relay is not None:
-                self._relay.start()
+            self._relay.start()
             return self._wait(wakeup_read, parent, output_read)
         finally:
             _drain_to_stderr(output_read)
             self._clean_up()
-
-    def _free_ports(self) -> None:
-        """Wait for the ports while this connection file's previous container is removed.
-
-        A restart reuses the ports, and Podman holds them until a container is removed,
-        which goes on after its kernel has ended (where the relay stands in front, the
-        previous launcher holds them until it has exited). Should they stay taken, that
-        container is removed here; should something else hold them, the start fails saying so.
-        """
-        deadline = time.monotonic() + PORT_WAIT_S
-        while busy_ports(self.launch.ports):
-            if time.monotonic() > deadline:
-                self.engine.remove_labelled(f"{CONNECTION_FILE_LABEL}={self.launch.connection_file}", 0)
-                taken = busy_ports(self.launch.ports)
-                if taken:
-                    raise PodkernelError(_ports_taken(taken))
-                return
-            time.sleep(0.02)
 
     def _start_watchdog(self) -> None:
         lock_path = os.path.join(self.private_dir, "supervisor.lock")
@@ -161,7 +135,7 @@ class Supervisor:
         if kernel is None:
             self.engine.remove(self.container, STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
-        relay_failed = self._relay.failed if self._relay else None
+        relay_failed = self._relay.failed
         poller = select.poll()
         for fd in (kernel, wakeup_read, parent, output, relay_failed):
             if fd is not None:

@@ -4,6 +4,7 @@ from podkernel.plan import Launch, container_name, run_args
 from podkernel.settings import KernelSettings
 
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
+SPARE_PORTS = {key: port + 20000 for key, port in PORTS.items()}
 
 
 def launch(**changes) -> Launch:
@@ -11,6 +12,7 @@ def launch(**changes) -> Launch:
         image_id="sha256abc",
         container_name="podkernel-demo-1a2b3c4d",
         ports=PORTS,
+        published_ports=SPARE_PORTS,
         connection_file="/home/u/.local/share/jupyter/runtime/kernel-1.json",
         connection_copy="/run/user/1000/podkernel-x/connection.json",
         container_pidfile="/run/user/1000/podkernel-x/container.pid",
@@ -35,8 +37,8 @@ MOUNT_AND_ENV = [
     "--env", "DOCKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
 ]
 PUBLISH = [
-    "--publish", "127.0.0.1:5001:5001", "--publish", "127.0.0.1:5002:5002", "--publish", "127.0.0.1:5003:5003",
-    "--publish", "127.0.0.1:5004:5004", "--publish", "127.0.0.1:5005:5005",
+    "--publish", "127.0.0.1:25001:5001", "--publish", "127.0.0.1:25002:5002", "--publish", "127.0.0.1:25003:5003",
+    "--publish", "127.0.0.1:25004:5004", "--publish", "127.0.0.1:25005:5005",
 ]
 
 
@@ -119,9 +121,8 @@ def test_docker_engine_uses_what_docker_has():
     assert not any(arg.startswith("--userns") for arg in args)
 
 
-def test_relayed_kernel_is_published_on_the_spare_ports():
+def test_kernel_is_published_on_the_spare_ports_only():
     settings = KernelSettings(name="demo", image="img")
-    published = {key: port + 1000 for key, port in PORTS.items()}
-    args = run_args(settings, launch(published_ports=published))
+    args = run_args(settings, launch())
     publishes = [args[i + 1] for i, arg in enumerate(args) if arg == "--publish"]
-    assert publishes == [f"127.0.0.1:{port + 1000}:{port}" for port in PORTS.values()]
+    assert publishes == [f"127.0.0.1:{SPARE_PORTS[key]}:{port}" for key, port in PORTS.items()]

@@ -15,8 +15,8 @@ from ..plan import Launch, container_name, run_args
 from ..userns import keep_id_userns
 
 
-def placeholder_launch(kernel_name: str, image_id: str, userns: str | None, relayed: bool) -> Launch:
-    """A launch whose per-start values are ``{placeholders}``; ``relayed``: the engine's ports go through the relay."""
+def placeholder_launch(kernel_name: str, image_id: str, userns: str | None) -> Launch:
+    """A launch whose per-start values are ``{placeholders}``."""
     return Launch(
         image_id=image_id,
         container_name=container_name(kernel_name, "{suffix}"),
@@ -28,7 +28,7 @@ def placeholder_launch(kernel_name: str, image_id: str, userns: str | None, rela
         cwd="{cwd}",
         userns=userns,
         selinux=selinux_enabled(),
-        published_ports={key: "{published_" + key + "}" for key in PORT_KEYS} if relayed else None,
+        published_ports={key: "{published_" + key + "}" for key in PORT_KEYS},
     )
 
 
@@ -36,5 +36,5 @@ def show(name: str) -> None:
     settings = kernelspecs.load(name).settings
     engine = container_engine(settings.engine)
     image_id = resolve_image(settings, engine)
-    launch = placeholder_launch(settings.name, image_id, keep_id_userns(settings, engine, image_id), engine.proxies_ports)
+    launch = placeholder_launch(settings.name, image_id, keep_id_userns(settings, engine, image_id))
     click.echo(shlex.join([engine.executable, "run", *run_args(settings, launch)]))

@@ -29,7 +29,7 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
     engine = container_engine(settings.engine)
     image_id = resolve_image(settings, engine)
     directory = private_dir()
-    relay = PortRelay(connection.ports) if engine.proxies_ports else None
+    relay = PortRelay(connection.ports)
     launch = Launch(
         image_id=image_id,
         container_name=container_name(settings.name, os.urandom(4).hex()),
@@ -41,6 +41,6 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
         cwd=os.getcwd(),
         userns=keep_id_userns(settings, engine, image_id),
         selinux=selinux_enabled(),
-        published_ports=relay.published_ports if relay else None,
+        published_ports=relay.published_ports,
     )
     return Supervisor(engine, launch, directory, relay).run(run_args(settings, launch))
