@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import __version__
 from .errors import PodkernelError
 
 
+# click 8.2 raises this for a bare `podkernel`; older versions print the help themselves.
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Group(click.Group):
-    """Turns a :class:`PodkernelError` into one line on stderr and exit status 1."""
+    """Every error a user can cause, click's own usage errors included, is one line on stderr."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PodkernelError as error:
             raise click.ClickException(str(error)) from None
+
+    def main(self, *args, **kwargs):
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NO_ARGS_IS_HELP as error:  # plain `podkernel`: its help, as before click 8.2
+            click.echo(error.ctx.get_help())
+            sys.exit(0)
+        except click.ClickException as error:
+            message = " ".join(error.format_message().split())
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                message += f" (see {error.ctx.command_path} --help)"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -29,12 +29,17 @@ def podkernel_containers() -> list[str]:
 
 
 def podkernel_processes() -> list[str]:
-    """Host processes of podkernel's kernels: launchers, watchdogs, and the conmon of any container."""
+    """This user's processes of podkernel's kernels: launchers, watchdogs, and the conmon of any container.
+
+    Other users' processes are theirs: another user's kernel on the same machine is not a leftover.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
+            if entry.stat().st_uid != os.getuid():
+                continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue

@@ -85,6 +85,16 @@ def test_doctor_on_this_machine():
     assert rows["Storage"].split("│")[2].strip() == ("warning" if driver == "vfs" else "ok"), rows["Storage"]
 
 
+def test_doctor_warns_about_vfs_storage(tmp_path):
+    """The suite runs on overlay; vfs (rootless Podman's default before 4.5) is set up here alone."""
+    conf = tmp_path / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{tmp_path}/run"\ngraphroot = "{tmp_path}/graph"\n')
+    result = podkernel("doctor", "--image", DEBIAN_IMAGE, env=dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf)))
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
+    assert rows["Storage"].split("│")[2].strip() == "warning", result.stdout
+    assert "vfs" in rows["Storage"] and 'driver = "overlay"' in result.stdout
+
+
 def test_doctor_shows_podmans_message_when_a_container_cannot_run():
     result = podkernel("doctor", "--image", "localhost/podkernel-no-such-image:never")
     assert result.returncode == 1

@@ -72,14 +72,12 @@ def test_container_is_wired_as_promised(install):
         ports = [host_connection[key] for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
         assert sorted(published) == sorted(ports)
         assert all(binding["HostIp"] == "127.0.0.1" for binding in published.values())
-        if os.geteuid() == 0:  # rootful Podman publishes the connection file's ports themselves
-            assert all(binding["HostPort"] == str(port) for port, binding in published.items())
-        else:  # rootless: on spare ports, and the launcher's relay listens on the connection file's
-            assert not {int(binding["HostPort"]) for binding in published.values()} & set(ports)
-            launcher = f"pid={manager.provisioner.process.pid},"
-            for port in ports:
-                listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
-                assert "127.0.0.1:" in listening and launcher in listening, listening
+        # On spare ports: the launcher's relay listens on the connection file's own ports.
+        assert not {int(binding["HostPort"]) for binding in published.values()} & set(ports)
+        launcher = f"pid={manager.provisioner.process.pid},"
+        for port in ports:
+            listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+            assert "127.0.0.1:" in listening and launcher in listening, listening
         # The HMAC key is nowhere in the container's definition: not in args, labels, env or mounts.
         assert host_connection["key"] not in json.dumps(container)
         # The private copy: 0600, inside a directory only its owner can enter.

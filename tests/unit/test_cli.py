@@ -103,15 +103,20 @@ def one_line_error(result, *fragments):
         (["install", "--env", "NOEQUALS", "img"], ["is not KEY=VALUE"]),
         (["install", "--name", "bad name", "img"], ["is not allowed", "letters, digits"]),
         (["install", "--build", "/nonexistent/folder"], ["does not exist"]),
-        (["install", "--sys-prefix", "--prefix", "/tmp/x", "img"], ["only one of"]),
+        (["install", "--sys-prefix", "--prefix", "{tmp}/prefix", "img"], ["only one of"]),
+        (["install", "--prefix", "{tmp}/a-file", "img"], ["'--prefix'", "is a file", "--help"]),
+        (["install", "--interrupt-mode", "sometimes", "img"], ["'--interrupt-mode'", "sometimes"]),
+        (["list", "--bogus"], ["No such option", "--bogus"]),
+        (["nosuchcommand"], ["No such command"]),
         (["show", "nope"], ["no kernel named 'nope'", "podkernel list"]),
         (["build", "nope"], ["no kernel named 'nope'"]),
         (["remove", "nope"], ["no kernel named 'nope'"]),
-        (["start", "nope", "/tmp/connection.json"], ["no kernel named 'nope'"]),
+        (["start", "nope", "{tmp}/connection.json"], ["no kernel named 'nope'"]),
     ],
 )
-def test_user_errors_are_one_line(jupyter_dirs, args, fragments):
-    one_line_error(podkernel(*args), *fragments)
+def test_user_errors_are_one_line(jupyter_dirs, tmp_path, args, fragments):
+    (tmp_path / "a-file").write_text("")
+    one_line_error(podkernel(*[arg.replace("{tmp}", str(tmp_path)) for arg in args]), *fragments)
     assert not (jupyter_dirs / "kernels").exists() or not any((jupyter_dirs / "kernels").iterdir())
 
 
@@ -121,7 +126,7 @@ def test_build_dir_without_containerfile(jupyter_dirs, tmp_path):
 
 def test_iidfile_build_arg(jupyter_dirs, tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
-    one_line_error(podkernel("install", "--build", str(tmp_path), "--iidfile=/tmp/x"), "--iidfile is not allowed")
+    one_line_error(podkernel("install", "--build", str(tmp_path), f"--iidfile={tmp_path}/iid"), "--iidfile is not allowed")
 
 
 def test_foreign_kernel_is_not_started_or_shown(jupyter_dirs):
@@ -147,3 +152,8 @@ def test_host_flags_are_stored_and_shown_in_metadata(jupyter_dirs, tmp_path):
     settings = settings_from_args(str(tmp_path), True, [], "k", {}, mount_cwd=True, keep_id=True, gpu="amd")
     assert KernelSettings.from_metadata("k", settings.to_metadata()) == settings
     assert settings.to_metadata()["gpu"] == "amd" and settings.to_metadata()["mount_cwd"] is True
+
+
+def test_bare_command_prints_its_help():
+    result = podkernel()
+    assert result.returncode == 0 and result.stdout.startswith("Usage: podkernel")
