@@ -58,8 +58,9 @@ def setup_kernels(data_dir: Path) -> None:
 
     argv_file.write_text(json.dumps(shlex.split(shown)))
     kernels = data_dir / "kernels"
-    write_kernelspec(kernels, "bench-raw", [sys.executable, "-S", str(HERE / "raw_launch.py"), str(argv_file),
-                                            "{connection_file}"])
+    write_kernelspec(
+        kernels, "bench-raw", [sys.executable, "-S", str(HERE / "raw_launch.py"), str(argv_file), "{connection_file}"]
+    )
     write_kernelspec(kernels, "bench-local", [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
 
 
@@ -131,8 +132,13 @@ def one_run(kernel: str) -> dict:
     manager.shutdown_kernel()
     shutdown = time.perf_counter() - sent
     settle()
-    return {"start_ready_s": ready, "execute_rtt_ms": statistics.median(round_trips) * 1000,
-            "restart_s": restart, "shutdown_s": shutdown, "host_memory_mib": memory}
+    return {
+        "start_ready_s": ready,
+        "execute_rtt_ms": statistics.median(round_trips) * 1000,
+        "restart_s": restart,
+        "shutdown_s": shutdown,
+        "host_memory_mib": memory,
+    }
 
 
 def settle(timeout: float = 30) -> None:
@@ -140,7 +146,11 @@ def settle(timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         containers = subprocess.run(["podman", "ps", "--all", "--quiet"], capture_output=True, text=True).stdout
-        conmons = [p for p in Path("/proc").iterdir() if p.name.isdigit() and command_of(int(p.name)).startswith("/usr/bin/conmon")]
+        conmons = [
+            p
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and command_of(int(p.name)).startswith("/usr/bin/conmon")
+        ]
         if not containers.strip() and not conmons:
             return
         time.sleep(0.05)
@@ -158,7 +168,7 @@ def concurrent_starts(kernel: str) -> dict:
         results = list(pool.map(start, range(CONCURRENT)))
     wall = time.perf_counter() - began
     started = [r for r in results if not isinstance(r, Exception)]
-    for manager, client in started:
+    for _manager, client in started:
         client.stop_channels()
     with ThreadPoolExecutor(CONCURRENT) as pool:
         list(pool.map(lambda pair: pair[0].shutdown_kernel(), started))
@@ -198,9 +208,15 @@ def main() -> None:
         "raw_restart_vs_raw_start": raw["restart_s"] / raw["start_ready_s"],
     }
     report = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "podman": subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()},
-        "runs": options.runs, "results": results, "ratios": ratios,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "podman": subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip(),
+        },
+        "runs": options.runs,
+        "results": results,
+        "ratios": ratios,
     }
     Path(options.json).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
@@ -212,26 +228,38 @@ def print_table(report: dict) -> None:
 
     results, ratios = report["results"], report["ratios"]
     table = Table("metric (median)", "podkernel", "raw floor", "host-local", "target", title="podkernel benchmark")
+
     def row(label, key, fmt):
         table.add_row(label, *(fmt.format(results[k][key]) for k in ("podkernel", "raw", "local")))
+
     row("start -> ready (s)", "start_ready_s", "{:.3f}")
     row("execute round trip (ms)", "execute_rtt_ms", "{:.2f}")
     row("restart (s)", "restart_s", "{:.3f}")
     row("shutdown (s)", "shutdown_s", "{:.3f}")
-    table.add_row("host memory kept (MiB)", *(f"{results[k]['host_memory_mib']:.1f}" for k in ("podkernel", "raw")),
-                  "(the kernel)")
+    table.add_row(
+        "host memory kept (MiB)",
+        *(f"{results[k]['host_memory_mib']:.1f}" for k in ("podkernel", "raw")),
+        "(the kernel)",
+    )
     concurrent = results["podkernel"]["concurrent_16"]
     table.add_row("16 concurrent starts", f"{concurrent['ready']}/16 in {concurrent['wall_s']:.1f} s", "", "", "16/16")
     table.add_row("start / raw floor", f"{ratios['start_vs_raw']:.2f}x", "", "", "<= 1.10x")
     table.add_row("execute / host-local", f"{ratios['execute_vs_local']:.2f}x", "", "", "<= 1.10x")
-    table.add_row("restart / start", f"{ratios['restart_vs_start']:.2f}x", f"{ratios['raw_restart_vs_raw_start']:.2f}x",
-                  "", "<= 1.2x")
+    table.add_row(
+        "restart / start",
+        f"{ratios['restart_vs_start']:.2f}x",
+        f"{ratios['raw_restart_vs_raw_start']:.2f}x",
+        "",
+        "<= 1.2x",
+    )
     table.add_row("shutdown", f"{results['podkernel']['shutdown_s']:.3f} s", "", "", "<= 0.4 s")
     table.add_row("host memory per kernel", f"{results['podkernel']['host_memory_mib']:.1f} MiB", "", "", "<= 20 MiB")
     machine = report["machine"]
     Console().print(table)
-    print(f"{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, {machine['podman']}; "
-          f"{report['runs']} runs each")
+    print(
+        f"{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, {machine['podman']}; "
+        f"{report['runs']} runs each"
+    )
 
 
 if __name__ == "__main__":

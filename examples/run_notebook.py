@@ -1,6 +1,6 @@
 """Execute a notebook in a kernel with nbclient and print what its cells printed.
 
-    python examples/run_notebook.py NOTEBOOK --kernel NAME
+python examples/run_notebook.py NOTEBOOK --kernel NAME
 """
 
 import argparse

@@ -8,9 +8,15 @@ import sys
 def podkernel(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run the podkernel command line as a user would, with this interpreter."""
     result = subprocess.run(
-        [sys.executable, "-m", "podkernel", *args], capture_output=True, text=True,
-        env=env if env is not None else os.environ.copy(), stdin=subprocess.DEVNULL, timeout=600,
+        [sys.executable, "-m", "podkernel", *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"podkernel {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"podkernel {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result

@@ -13,8 +13,10 @@ def _start(args: list[str]) -> int:
     from .errors import PodkernelError
 
     if len(args) not in (2, 3) or args[0].startswith("-"):
-        print("usage: podkernel start NAME CONNECTION_FILE [KERNEL_DIR]  (run by Jupyter from kernel.json)",
-              file=sys.stderr)
+        print(
+            "usage: podkernel start NAME CONNECTION_FILE [KERNEL_DIR]  (run by Jupyter from kernel.json)",
+            file=sys.stderr,
+        )
         return 2
     try:
         from .commands.start import start

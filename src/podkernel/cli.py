@@ -8,6 +8,9 @@ import click
 
 from . import __version__
 from .errors import PodkernelError
+from .settings import ENGINE_NAMES, GPU_KINDS, INTERRUPT_MODES
+
+ENGINE_HELP = "Container engine CLI (default: $PODKERNEL_ENGINE, else podman)."
 
 
 # click 8.2 raises this for a bare `podkernel`; older versions print the help themselves.
@@ -17,18 +20,15 @@ NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 class _Group(click.Group):
     """Every error a user can cause, click's own usage errors included, is one line on stderr."""
 
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except PodkernelError as error:
-            raise click.ClickException(str(error)) from None
-
     def main(self, *args, **kwargs):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except NO_ARGS_IS_HELP as error:  # plain `podkernel`: its help, as before click 8.2
             click.echo(error.ctx.get_help())
             sys.exit(0)
+        except PodkernelError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
         except click.ClickException as error:
             message = " ".join(error.format_message().split())
             if isinstance(error, click.UsageError) and error.ctx is not None:
@@ -56,19 +56,38 @@ def cli() -> None:
 @click.option("--name", help="Kernelspec name (default: podkernel- and the image's or folder's name).")
 @click.option("--display-name", help="The name frontends show.")
 @click.option("--language", default="python", show_default=True, help="The kernel's language.")
-@click.option("--interrupt-mode", type=click.Choice(["message", "signal"]), default="message", show_default=True,
-              help="How frontends interrupt the kernel: a message, or SIGINT forwarded into the container.")
-@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable in the container (repeatable).")
+@click.option(
+    "--interrupt-mode",
+    type=click.Choice(INTERRUPT_MODES),
+    default="message",
+    show_default=True,
+    help="How frontends interrupt the kernel: a message, or SIGINT forwarded into the container.",
+)
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set an environment variable in the container (repeatable).",
+)
 @click.option("--user", "location", flag_value="user", default=True, help="Install for the current user (default).")
 @click.option("--sys-prefix", "location", flag_value="sys-prefix", help="Install into this Python environment.")
 @click.option("--prefix", type=click.Path(file_okay=False), help="Install into PREFIX/share/jupyter/kernels.")
 @click.option("--replace", is_flag=True, help="Overwrite a kernel of the same name.")
-@click.option("--mount-cwd", is_flag=True,
-              help="Mount the folder the kernel starts in (the notebook's) at the same path, and work there.")
-@click.option("--keep-id", is_flag=True, help="Rootless Podman: run as your own uid (--userns=keep-id), so files in mounts stay yours.")
-@click.option("--gpu", type=click.Choice(["nvidia", "amd"]), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices.")
-@click.option("--engine", type=click.Choice(["podman", "docker"]),
-              help="Container engine CLI (default: $PODKERNEL_ENGINE, else podman).")
+@click.option(
+    "--mount-cwd",
+    is_flag=True,
+    help="Mount the folder the kernel starts in (the notebook's) at the same path, and work there.",
+)
+@click.option(
+    "--keep-id",
+    is_flag=True,
+    help="Rootless Podman: run as your own uid (--userns=keep-id), so files in mounts stay yours.",
+)
+@click.option(
+    "--gpu", type=click.Choice(GPU_KINDS), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices."
+)
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
 @click.argument("target", metavar="IMAGE|DIR")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def install(**options) -> None:
@@ -122,11 +141,12 @@ def show(name: str) -> None:
 
 @cli.command()
 @click.option("--image", help="Image to try containers and ports with (default: an installed kernel's image).")
-def doctor(image: str | None) -> None:
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
+def doctor(image: str | None, engine: str | None) -> None:
     """Check that this host can run podkernel kernels, and say how to fix what is wrong."""
     from .commands.doctor import doctor as run
 
-    run(image)
+    run(image, engine)
 
 
 @cli.command()

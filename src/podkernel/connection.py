@@ -30,7 +30,9 @@ def read_connection_file(path: str) -> Connection:
     except ValueError:
         raise PodkernelError(f"connection file {path} is not JSON: start the kernel from a Jupyter frontend") from None
     if info.get("transport", "tcp") != "tcp":
-        raise PodkernelError("a container kernel needs transport 'tcp' in its connection file; 'ipc' cannot cross into a container")
+        raise PodkernelError(
+            "a container kernel needs transport 'tcp' in its connection file; 'ipc' cannot cross into a container"
+        )
     try:
         ports = {key: int(info[key]) for key in PORT_KEYS}
     except (KeyError, TypeError, ValueError):
@@ -47,7 +49,7 @@ def private_dir() -> str:
     return path
 
 
-def write_container_copy(connection: Connection, directory: str, any_user: bool = False) -> str:
+def write_container_copy(connection: Connection, path: str, any_user: bool = False) -> None:
     """Write the copy the container sees: the same ports and key, listening on every interface.
 
     The file is 0600 inside a 0700 directory: no other host user can reach the key, and
@@ -55,11 +57,9 @@ def write_container_copy(connection: Connection, directory: str, any_user: bool 
     (older ipykernels do, and they insist on 0600). Where the engine cannot hand files over
     (Docker), ``any_user`` makes it 0666, still inside the 0700 directory.
     """
-    path = os.path.join(directory, "connection.json")
     contents = dict(connection.info, ip="0.0.0.0")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     if any_user:
         os.fchmod(descriptor, 0o666)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(contents, handle)
-    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-from .engine import PodmanEngine
+from .engines import ContainerEngine
 from .plan import KERNEL_LABEL, LAUNCHER_PID_LABEL
 
 
@@ -36,21 +36,23 @@ def launcher_alive(pid: int | None) -> bool:
     return b"podkernel" in b" ".join(words) and b"start" in words
 
 
-def kernel_containers(engine: PodmanEngine) -> list[KernelContainer]:
+def kernel_containers(engine: ContainerEngine) -> list[KernelContainer]:
     """Every container carrying podkernel's kernel label, oldest first."""
     found = []
     for record in engine.containers(KERNEL_LABEL):
         labels = record.get("Labels") or {}
         pid_text = labels.get(LAUNCHER_PID_LABEL, "")
         pid = int(pid_text) if pid_text.isdigit() else None
-        found.append(KernelContainer(
-            name=(record.get("Names") or [record["Id"][:12]])[0],
-            kernel=labels.get(KERNEL_LABEL, ""),
-            state=record.get("State", ""),
-            created=float(record.get("Created") or 0),
-            launcher_pid=pid,
-            owner_alive=launcher_alive(pid),
-        ))
+        found.append(
+            KernelContainer(
+                name=(record.get("Names") or [record["Id"][:12]])[0],
+                kernel=labels.get(KERNEL_LABEL, ""),
+                state=record.get("State", ""),
+                created=float(record.get("Created") or 0),
+                launcher_pid=pid,
+                owner_alive=launcher_alive(pid),
+            )
+        )
     return sorted(found, key=lambda container: container.created)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from .engine import OutputHandler, PodmanEngine, to_stderr
+from .engines import ContainerEngine, OutputHandler, to_stderr
 from .errors import PodkernelError
 from .settings import KernelSettings
 
 
-def resolve_image(settings: KernelSettings, engine: PodmanEngine, show: OutputHandler = to_stderr) -> str:
+def resolve_image(settings: KernelSettings, engine: ContainerEngine, show: OutputHandler = to_stderr) -> str:
     """The ID of the image to run now; build output and pull progress lines go to ``show``."""
     if settings.build_dir is not None:
         if not os.path.isdir(settings.build_dir):

@@ -54,7 +54,9 @@ def kernel_json(settings: KernelSettings, display_name: str, language: str, inte
 def _podkernel_settings(name: str, spec: dict) -> KernelSettings:
     metadata = spec.get("metadata") or {}
     if METADATA_KEY not in metadata:
-        raise PodkernelError(f"kernel {name!r} is not a podkernel kernel: podkernel only manages the kernels it installed")
+        raise PodkernelError(
+            f"kernel {name!r} is not a podkernel kernel: podkernel only manages the kernels it installed"
+        )
     return KernelSettings.from_metadata(name, metadata[METADATA_KEY])
 
 
@@ -107,7 +109,10 @@ def install(spec: dict, name: str, location: Location, replace: bool) -> str:
         try:
             return manager.install_kernel_spec(source, name, user=location.prefix is None, prefix=location.prefix)
         except OSError as error:
-            raise PodkernelError(f"cannot write the kernelspec to {destination}: {error.strerror}; choose another location (--user, --prefix)") from None
+            raise PodkernelError(
+                f"cannot write the kernelspec to {destination}: {error.strerror}; "
+                "choose another location (--user, --prefix)"
+            ) from None
 
 
 def installed() -> list[InstalledKernel]:

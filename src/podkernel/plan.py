@@ -1,12 +1,16 @@
-"""The launch plan: the exact ``podman run`` arguments that start one kernel (pure, no Podman needed)."""
+"""The launch plan: the exact engine ``run`` arguments that start one kernel (pure, no engine needed)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from typing import TYPE_CHECKING, NamedTuple
 
 from .connection import CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS
 from .podman_options import gives_option
 from .settings import KernelSettings
+
+if TYPE_CHECKING:
+    from .engines import ContainerEngine
 
 LABEL_PREFIX = "io.podkernel"
 KERNEL_LABEL = f"{LABEL_PREFIX}.kernel"
@@ -32,14 +36,37 @@ class Launch(NamedTuple):
     selinux: bool = False
 
 
-GPU_RUN_ARGS = {
-    "nvidia": ["--device", "nvidia.com/gpu=all"],
-    "amd": ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "keep-groups", "--ipc=host"],
-}
-DOCKER_GPU_RUN_ARGS = dict(GPU_RUN_ARGS, nvidia=["--gpus", "all"])
+def new_launch(
+    settings: KernelSettings,
+    image_id: str,
+    *,
+    suffix: str,
+    ports: dict,
+    published_ports: dict,
+    connection_file: str,
+    private_dir: str,
+    launcher_pid: int | str,
+    cwd: str,
+    userns: str | None,
+    selinux: bool,
+) -> Launch:
+    """The one way a :class:`Launch` is made: by ``start`` with one start's values, by ``show`` with placeholders."""
+    return Launch(
+        image_id=image_id,
+        container_name=container_name(settings.name, suffix),
+        ports=dict(ports),
+        published_ports=dict(published_ports),
+        connection_file=connection_file,
+        connection_copy=os.path.join(private_dir, "connection.json"),
+        container_pidfile=os.path.join(private_dir, "container.pid"),
+        launcher_pid=launcher_pid,
+        cwd=cwd,
+        userns=userns,
+        selinux=selinux,
+    )
 
 
-def host_args(settings: KernelSettings, launch: Launch) -> list[str]:
+def host_args(settings: KernelSettings, launch: Launch, engine: ContainerEngine) -> list[str]:
     """Plain run args for the install flags that fit the kernel to its host (--mount-cwd, --keep-id, --gpu).
 
     They come before the user's own run args, so that an explicit run arg wins.
@@ -49,9 +76,7 @@ def host_args(settings: KernelSettings, launch: Launch) -> list[str]:
         args += ["--volume", f"{launch.cwd}:{launch.cwd}", "--workdir", launch.cwd]
     if settings.keep_id and launch.userns:
         args.append(launch.userns)
-    gpu_args = DOCKER_GPU_RUN_ARGS if settings.engine == "docker" else GPU_RUN_ARGS
-    args += gpu_args.get(settings.gpu or "", [])
-    return args
+    return args + engine.gpu_args(settings.gpu)
 
 
 def container_name(kernel_name: str, suffix: str) -> str:
@@ -60,34 +85,28 @@ def container_name(kernel_name: str, suffix: str) -> str:
     return f"{base}-{suffix}"
 
 
-def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
-    """The arguments after ``podman run``: the host flags' args, the user's run args verbatim, then those podkernel owns.
+def run_args(settings: KernelSettings, launch: Launch, engine: ContainerEngine) -> list[str]:
+    """The arguments after ``ENGINE run``: host flags' args, the user's run args verbatim, then podkernel's own.
 
     Unless the user chose otherwise, the container gets an init that forwards signals to the
-    kernel, and its output passes straight through to the launcher's stderr (the Jupyter log).
+    kernel; the engine adds how it hands over the connection file and the kernel's PID and output.
     """
-    args = host_args(settings, launch) + list(settings.run_args)
+    args = host_args(settings, launch, engine) + list(settings.run_args)
     args += [
         "--detach",
         "--rm",
-        "--name", launch.container_name,
-        "--label", f"{KERNEL_LABEL}={settings.name}",
-        "--label", f"{CONNECTION_FILE_LABEL}={launch.connection_file}",
-        "--label", f"{LAUNCHER_PID_LABEL}={launch.launcher_pid}",
+        "--name",
+        launch.container_name,
+        "--label",
+        f"{KERNEL_LABEL}={settings.name}",
+        "--label",
+        f"{CONNECTION_FILE_LABEL}={launch.connection_file}",
+        "--label",
+        f"{LAUNCHER_PID_LABEL}={launch.launcher_pid}",
     ]
     if not gives_option(settings.run_args, "--init"):
         args.append("--init")
-    if settings.engine == "docker":
-        # Docker has no --pidfile (the engine adapter asks for the PID), no passthrough logging
-        # and no :U: the copy is readable and writable by any container user instead (inside a
-        # directory only the host user can enter), and older kernels may rewrite it.
-        args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}{':z' if launch.selinux else ''}",
-                 "--env", "JUPYTER_ALLOW_INSECURE_WRITES=true"]
-    else:
-        args += ["--pidfile", launch.container_pidfile]
-        if not gives_option(settings.run_args, "--log-driver"):
-            args += ["--log-driver", "passthrough"]
-        args += ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:{'U,z' if launch.selinux else 'U'}"]
+    args += engine.kernel_args(launch, settings.run_args)
     for variable in CONTAINER_ENV_VARS:
         args += ["--env", f"{variable}={CONTAINER_PATH}"]
     for key, value in settings.env.items():

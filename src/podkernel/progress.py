@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 
-from .engine import OutputHandler
+from .engines import OutputHandler
 from .settings import KernelSettings
 
 STEP = re.compile(r"^(STEP \d+/\d+|Copying blob|Copying config|Writing manifest|Storing signatures)")

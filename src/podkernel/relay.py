@@ -98,7 +98,7 @@ def kernel_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) as probe:
             return bool(probe.recv(1))
-    except socket.timeout:
+    except TimeoutError:
         return True
     except OSError:
         return False

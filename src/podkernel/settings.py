@@ -12,6 +12,7 @@ METADATA_KEY = "podkernel"
 SCHEMA_VERSION = 1
 INTERRUPT_MODES = ("message", "signal")
 GPU_KINDS = ("nvidia", "amd")
+ENGINE_NAMES = ("podman", "docker")  # engines/ has one module for each
 
 _KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)  # what jupyter_client accepts
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,7 +64,8 @@ class KernelSettings(NamedTuple):
         """Read settings stored by :meth:`to_metadata`."""
         if data.get("version") != SCHEMA_VERSION or ("image" in data) == ("build_dir" in data):
             raise PodkernelError(
-                f"kernel {name!r} was written by another podkernel version; reinstall it with podkernel install --replace"
+                f"kernel {name!r} was written by another podkernel version; "
+                "reinstall it with podkernel install --replace"
             )
         return cls(
             name=name,
@@ -83,9 +85,7 @@ class KernelSettings(NamedTuple):
 def check_kernel_name(name: str) -> str:
     """Return ``name`` if kernelspecs accept it, else explain which names they accept."""
     if not _KERNEL_NAME.match(name):
-        raise PodkernelError(
-            f"kernel name {name!r} is not allowed: use only letters, digits, '.', '_' and '-'"
-        )
+        raise PodkernelError(f"kernel name {name!r} is not allowed: use only letters, digits, '.', '_' and '-'")
     return name.lower()
 
 
@@ -113,9 +113,7 @@ def parse_env(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:
     for assignment in assignments:
         key, has_value, value = assignment.partition("=")
         if not has_value or not _ENV_NAME.match(key):
-            raise PodkernelError(
-                f"--env {assignment!r} is not KEY=VALUE: give a variable name, '=', and its value"
-            )
+            raise PodkernelError(f"--env {assignment!r} is not KEY=VALUE: give a variable name, '=', and its value")
         env[key] = value
     return env
 

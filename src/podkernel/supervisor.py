@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 
-from .engine import PodmanEngine
+from .engines import ContainerEngine
 from .errors import PodkernelError
 from .plan import Launch
 from .relay import PortRelay
@@ -31,12 +31,6 @@ FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
-
-# The watchdog: `flock` waits, without polling, for the lock the supervisor holds for its
-# whole life; the kernel releases it the instant the supervisor dies, however it dies. Then the
-# script kills the container's main process (pid in $2) at once, removes the private
-# directory ($1) and execs the rest: the command that removes the container.
-WATCHDOG_SCRIPT = 'kill -KILL "$(cat "$2" 2>/dev/null)" 2>/dev/null; rm -rf -- "$1"; shift 2; exec "$@"'
 
 
 def _pidfd(pid: int) -> int | None:
@@ -70,8 +64,10 @@ def _drain_to_stderr(fd: int) -> None:
 
 
 def _ports_taken(ports: list[int]) -> str:
-    return (f"port(s) {', '.join(map(str, ports))} of this kernel are taken by another program: "
-            f"restart the kernel so that Jupyter picks new ports, or stop that program")
+    return (
+        f"port(s) {', '.join(map(str, ports))} of this kernel are taken by another program: "
+        f"restart the kernel so that Jupyter picks new ports, or stop that program"
+    )
 
 
 def _read_pid(path: str) -> int | None:
@@ -85,13 +81,14 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, engine: PodmanEngine, launch: Launch, private_dir: str, relay: PortRelay):
+    def __init__(self, engine: ContainerEngine, launch: Launch, private_dir: str, relay: PortRelay):
         self.engine = engine
         self.launch = launch
         self.container = launch.container_name
         self.private_dir = private_dir
         self._watchdog: subprocess.Popen | None = None
         self._relay = relay
+        self._container_gone = True  # no container yet; then, whether it is known to be removed
 
     def run(self, run_args: list[str]) -> int:
         """Start the container with ``run_args`` and supervise it; return the launcher's exit status."""
@@ -105,11 +102,12 @@ class Supervisor:
             self._start_watchdog()
             if taken := self._relay.hold_connection_ports(PORT_WAIT_S):
                 raise PodkernelError(_ports_taken(taken))
+            self._container_gone = False
             try:
-                self.engine.run_detached(run_args, output_write, self.container, self.launch.container_pidfile)
+                self.engine.run_detached(run_args, output_write, self.launch)
             except BaseException:
                 os.close(output_write)
-                self.engine.remove(self.container, 0)
+                self._remove(0)
                 raise
             os.close(output_write)
             self._relay.start()
@@ -122,18 +120,18 @@ class Supervisor:
         lock_path = os.path.join(self.private_dir, "supervisor.lock")
         lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX)  # held, never closed, until this process ends
-        self._watchdog = subprocess.Popen(
-            ["flock", lock_path, "sh", "-c", WATCHDOG_SCRIPT, "podkernel-watchdog", self.private_dir,
-             self.launch.container_pidfile, *self.engine.remove_command(self.container)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        self._watchdog = self.engine.start_watchdog(
+            lock_path, self.private_dir, self.container, self.launch.container_pidfile
         )
+
+    def _remove(self, stop_timeout: int) -> None:
+        self._container_gone = self.engine.remove(self.container, stop_timeout)
 
     def _wait(self, wakeup_read: int, parent: int | None, output: int) -> int:
         kernel_pid = _read_pid(self.launch.container_pidfile)
         kernel = _pidfd(kernel_pid) if kernel_pid else None
         if kernel is None:
-            self.engine.remove(self.container, STOP_TIMEOUT_S)
+            self._remove(STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED
         relay_failed = self._relay.failed
         poller = select.poll()
@@ -143,29 +141,34 @@ class Supervisor:
         while True:
             for fd, _ in poller.poll():
                 if fd == relay_failed:
-                    self.engine.remove(self.container, 0)
+                    self._remove(0)
                     raise PodkernelError(self._relay.error)
                 if fd == output:
                     if not _copy_to_stderr(output):
                         poller.unregister(output)
                     continue
-                if fd == kernel:
+                if fd == kernel:  # the engine's --rm removes the container
                     print(f"podkernel: the kernel's container {self.container} has exited", file=sys.stderr)
+                    self._container_gone = True
                     return EXIT_KERNEL_ENDED
                 if fd == parent:
-                    self.engine.remove(self.container, STOP_TIMEOUT_S)
+                    self._remove(STOP_TIMEOUT_S)
                     return EXIT_STOPPED
                 for signum in os.read(wakeup_read, 64):
                     if signum in FORWARDED_SIGNALS:
                         self.engine.signal(self.container, FORWARDED_SIGNALS[signum])
                     elif signum in STOPPING_SIGNALS:
-                        self.engine.remove(self.container, STOP_TIMEOUT_S)
+                        self._remove(STOP_TIMEOUT_S)
                         return EXIT_STOPPED
 
     def _clean_up(self) -> None:
-        """Remove the private directory and dismiss the watchdog, whose work is done."""
+        """Remove the private directory, and dismiss the watchdog once the container is gone.
+
+        Should removing the container have failed, the watchdog stays: it tries again as soon
+        as this process has exited.
+        """
         shutil.rmtree(self.private_dir, ignore_errors=True)
-        if self._watchdog is not None:
+        if self._watchdog is not None and self._container_gone:
             try:
                 os.killpg(self._watchdog.pid, signal.SIGKILL)
             except ProcessLookupError:

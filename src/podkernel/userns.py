@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from .engine import PodmanEngine
+from .engines import ContainerEngine
 from .errors import PodkernelError
 from .podman_options import parse_run_options
 from .settings import KernelSettings
@@ -24,7 +24,7 @@ def _cache_path() -> str:
     return os.path.join(cache_home, "podkernel", "image-users.json")
 
 
-def _cached_ids(engine: PodmanEngine, image_id: str) -> tuple[int, int] | None:
+def _cached_ids(engine: ContainerEngine, image_id: str) -> tuple[int, int] | None:
     path = _cache_path()
     try:
         with open(path, encoding="utf-8") as handle:
@@ -43,9 +43,9 @@ def _cached_ids(engine: PodmanEngine, image_id: str) -> tuple[int, int] | None:
     return ids
 
 
-def keep_id_userns(settings: KernelSettings, engine: PodmanEngine, image_id: str) -> str | None:
+def keep_id_userns(settings: KernelSettings, engine: ContainerEngine, image_id: str) -> str | None:
     """The ``--userns`` run arg for ``--keep-id``, or None where it does not apply (not rootless)."""
-    if not settings.keep_id or os.geteuid() == 0 or settings.engine != "podman":
+    if not settings.keep_id or os.geteuid() == 0 or not engine.supports_keep_id:
         return None
     given = [option.value for option in parse_run_options(settings.run_args) if option.name == "--user"]
     user = given[-1] if given else engine.image_user(image_id)

@@ -38,5 +38,3 @@ def install(jupyter_dirs):
         return first_line.split()[2]
 
     return run
-
-

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
+from podkernel.plan import KERNEL_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/podkernel-test-base:bookworm"
@@ -16,7 +17,6 @@ DEBIAN_IMAGE = "localhost/podkernel-test-debian-ipykernel"
 PYPI_IMAGE = "localhost/podkernel-test-pypi-ipykernel"
 UID1000_IMAGE = "localhost/podkernel-test-uid1000"
 IRKERNEL_IMAGE = "localhost/podkernel-test-irkernel"
-KERNEL_LABEL = "io.podkernel.kernel"
 LEFTOVER_GRACE_S = 10
 
 
@@ -43,8 +43,10 @@ def podkernel_processes() -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "podkernel start" in command or "podkernel-watchdog" in command or (
-            command.startswith("/usr/bin/conmon") and " -n podkernel-" in command
+        if (
+            "podkernel start" in command
+            or "podkernel-watchdog" in command
+            or (command.startswith("/usr/bin/conmon") and " -n podkernel-" in command)
         ):
             found.append(f"{entry.name}: {command.strip()}")
     return found

@@ -17,8 +17,11 @@ def docker_host(tmp_path, monkeypatch):
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI on this machine")
     socket_path = tmp_path / "podman.sock"
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket_path}")
     deadline = time.monotonic() + 30
     while subprocess.run(["docker", "version"], capture_output=True).returncode != 0:

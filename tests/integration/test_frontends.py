@@ -36,10 +36,20 @@ def jupyterlab(install, tmp_path):
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     server = subprocess.Popen(
-        [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
-         "--ServerApp.port_retries=0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "w"),
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--allow-root",
+            "--ServerApp.port_retries=0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "jupyterlab.log", "w"),
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -49,7 +59,7 @@ def jupyterlab(install, tmp_path):
             break
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
-                raise AssertionError((tmp_path / "jupyterlab.log").read_text())
+                raise AssertionError((tmp_path / "jupyterlab.log").read_text()) from None
             time.sleep(0.3)
     try:
         yield f"{base}/lab?token={token}", name
@@ -85,8 +95,15 @@ def test_jupyterlab_in_a_browser(jupyterlab):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
@@ -113,7 +130,8 @@ def test_jupyterlab_in_a_browser(jupyterlab):
                 wait_idle(page, timeout_ms=30_000)
                 run_cell(page, f"print('kept' in globals(), 'after restart {restart}'); kept = 1")
                 expect(page.locator(".jp-OutputArea-output", has_text=f"False after restart {restart}")).to_be_visible(
-                    timeout=30_000)
+                    timeout=30_000
+                )
             page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
 
             assert podkernel_containers()
@@ -140,8 +158,13 @@ def test_jupyter_console(install, image):
     """
     name = install(image)
     for _ in range(3):
-        console = pexpect.spawn(str(BIN / "jupyter"), ["console", "--simple-prompt", "--kernel", name],
-                                encoding="utf-8", timeout=120, dimensions=(40, 120))
+        console = pexpect.spawn(
+            str(BIN / "jupyter"),
+            ["console", "--simple-prompt", "--kernel", name],
+            encoding="utf-8",
+            timeout=120,
+            dimensions=(40, 120),
+        )
         try:
             console.expect(r"In \[1\]")  # and the first cell is typed at once
             console.sendline("print(6 * 7, 'from the console')")
@@ -162,8 +185,20 @@ def test_papermill_parameterised_notebook(install, tmp_path):
     notebook.cells = [parameters, nbformat.v4.new_code_cell("print('answer', factor * 2)")]
     nbformat.write(notebook, tmp_path / "in.ipynb")
     subprocess.run(
-        [str(BIN / "papermill"), str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), "-k", name, "-p", "factor", "21"],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            str(BIN / "papermill"),
+            str(tmp_path / "in.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            "-k",
+            name,
+            "-p",
+            "factor",
+            "21",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     printed = "".join(output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []))

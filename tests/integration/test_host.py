@@ -65,8 +65,10 @@ def test_port_taken_by_another_program_is_reported(install, tmp_path):
         squatter.listen()
         port = squatter.getsockname()[1]
         connection = tmp_path / "kernel.json"
-        ports = {key: port if key == "shell_port" else 0 for key in
-                 ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+        ports = {
+            key: port if key == "shell_port" else 0
+            for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+        }
         connection.write_text(json.dumps(dict(ports, ip="127.0.0.1", key="k", transport="tcp")))
         result = podkernel("start", name, str(connection))
     assert result.returncode == 1

@@ -45,8 +45,14 @@ class PodkernelPythonProtocolTests(jupyter_kernel_test.KernelTests):
         cls.data_dir = tempfile.mkdtemp(prefix="podkernel-jkt-")
         os.environ.update(JUPYTER_DATA_DIR=cls.data_dir, JUPYTER_PATH=cls.data_dir)
         podkernel(
-            "install", "--name", KERNEL_NAME, PYPI_IMAGE, '--entrypoint=["/bin/sh", "-c"]', "--",
-            "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE", check=True,
+            "install",
+            "--name",
+            KERNEL_NAME,
+            PYPI_IMAGE,
+            '--entrypoint=["/bin/sh", "-c"]',
+            "--",
+            "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
+            check=True,
         )
         super().setUpClass()
 

@@ -15,7 +15,15 @@ from nbclient import NotebookClient
 
 from helpers import podkernel
 from kernel_helpers import (
-    BASE_IMAGE, DEBIAN_IMAGE, PYPI_IMAGE, ROOT, UID1000_IMAGE, container_of, execute, podman, running_kernel,
+    BASE_IMAGE,
+    DEBIAN_IMAGE,
+    PYPI_IMAGE,
+    ROOT,
+    UID1000_IMAGE,
+    container_of,
+    execute,
+    podman,
+    running_kernel,
 )
 
 ENTRYPOINT_JSON = '--entrypoint=["/bin/sh", "-c"]'
@@ -30,7 +38,11 @@ def example_build_args():
 KERNELS = {
     "debian-ipykernel-6.17": lambda args: [DEBIAN_IMAGE],
     "pypi-ipykernel-inline-json-entrypoint": lambda args: [
-        PYPI_IMAGE, ENTRYPOINT_JSON, "--", "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"],
+        PYPI_IMAGE,
+        ENTRYPOINT_JSON,
+        "--",
+        "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
+    ],
     "build-dir-examples-python": lambda args: ["--build", str(ROOT / "examples" / "python"), *args],
     "image-user-uid-1000": lambda args: [UID1000_IMAGE],
 }
@@ -66,8 +78,7 @@ def test_container_is_wired_as_promised(install):
         container = container_of(manager)
         assert container["Config"]["Labels"]["io.podkernel.kernel"] == name
         published = {
-            int(port.split("/")[0]): bindings[0]
-            for port, bindings in container["HostConfig"]["PortBindings"].items()
+            int(port.split("/")[0]): bindings[0] for port, bindings in container["HostConfig"]["PortBindings"].items()
         }
         ports = [host_connection[key] for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
         assert sorted(published) == sorted(ports)
@@ -125,7 +136,14 @@ def test_early_connections_are_refused_never_dropped(install):
 
 
 def test_show_prints_exactly_what_start_ran(install):
-    name = install(PYPI_IMAGE, ENTRYPOINT_JSON, "-e", "A=1", "--", "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE")
+    name = install(
+        PYPI_IMAGE,
+        ENTRYPOINT_JSON,
+        "-e",
+        "A=1",
+        "--",
+        "exec python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
+    )
     shown = shlex.split(podkernel("show", name, check=True).stdout)
     with running_kernel(name) as (manager, client):
         container = container_of(manager)
@@ -237,8 +255,20 @@ def test_start_with_missing_image_fails_in_one_line(install, jupyter_dirs, tmp_p
     name = install(tag)
     podman("untag", tag, tag)
     connection = tmp_path / "connection.json"
-    connection.write_text(json.dumps({"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-                                      "hb_port": 5, "ip": "127.0.0.1", "key": "k", "transport": "tcp"}))
+    connection.write_text(
+        json.dumps(
+            {
+                "shell_port": 1,
+                "iopub_port": 2,
+                "stdin_port": 3,
+                "control_port": 4,
+                "hb_port": 5,
+                "ip": "127.0.0.1",
+                "key": "k",
+                "transport": "tcp",
+            }
+        )
+    )
     result = podkernel("start", name, str(connection))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("podkernel: error: podman pull")

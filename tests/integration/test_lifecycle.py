@@ -18,7 +18,14 @@ from jupyter_client.manager import start_new_kernel
 
 from helpers import podkernel
 from kernel_helpers import (
-    BASE_IMAGE, DEBIAN_IMAGE, IRKERNEL_IMAGE, container_of, execute, podkernel_containers, podman, running_kernel,
+    BASE_IMAGE,
+    DEBIAN_IMAGE,
+    IRKERNEL_IMAGE,
+    container_of,
+    execute,
+    podkernel_containers,
+    podman,
+    running_kernel,
 )
 
 REPEATS = [1, 2, 3]
@@ -54,8 +61,15 @@ def wait_for_new_container(manager, old_id: str, timeout: float = 30) -> None:
     """Wait until the kernel runs in a container other than ``old_id``, and ``old_id`` is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ids = podman("ps", "--all", "--no-trunc", "--format", "{{.ID}}", "--filter",
-                     f"label=io.podkernel.connection-file={manager.connection_file}").split()
+        ids = podman(
+            "ps",
+            "--all",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}",
+            "--filter",
+            f"label=io.podkernel.connection-file={manager.connection_file}",
+        ).split()
         if ids and old_id not in ids:
             return
         time.sleep(0.05)
@@ -224,17 +238,19 @@ def test_sixteen_kernels_at_once(install):
         started = list(pool.map(lambda _: start_new_kernel(kernel_name=name, startup_timeout=300), range(16)))
     try:
         assert len(podkernel_containers()) == 16
-        for index, (manager, client) in enumerate(started):
+        for index, (_manager, client) in enumerate(started):
             assert execute(client, f"print({index} * 2)")[1].strip() == str(index * 2)
     finally:
-        for manager, client in started:
+        for _manager, client in started:
             client.stop_channels()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda pair: pair[0].shutdown_kernel(), started))
 
 
 def test_ps_and_prune(install):
-    bystander = podman("run", "--detach", "--rm", "--label", "io.podkernel.other=yes", BASE_IMAGE, "sleep", "300").strip()
+    bystander = podman(
+        "run", "--detach", "--rm", "--label", "io.podkernel.other=yes", BASE_IMAGE, "sleep", "300"
+    ).strip()
     try:
         name = install(DEBIAN_IMAGE)
         with running_kernel(name) as (manager, client):
@@ -243,7 +259,9 @@ def test_ps_and_prune(install):
             assert container in listing and "running" in listing
             assert "Nothing to prune" in podkernel("prune", check=True).stdout
             # Lose the launcher and its watchdog at once: the container is orphaned.
-            for pid in subprocess.run(["pgrep", "-f", "podkernel-watchdog"], capture_output=True, text=True).stdout.split():
+            for pid in subprocess.run(
+                ["pgrep", "-f", "podkernel-watchdog"], capture_output=True, text=True
+            ).stdout.split():
                 os.kill(int(pid), signal.SIGKILL)
             launcher_of(manager).kill()
             launcher_of(manager).wait()

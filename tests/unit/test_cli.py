@@ -31,10 +31,15 @@ def test_install_keeps_every_separator_and_option_like_word():
 
 def test_settings_from_a_build_command_line(tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
-    settings = settings_from_args(str(tmp_path), True, ["--", "--build-arg=A=B", "--", "-v", "/h:/h", "--", "bash"], None, {})
+    settings = settings_from_args(
+        str(tmp_path), True, ["--", "--build-arg=A=B", "--", "-v", "/h:/h", "--", "bash"], None, {}
+    )
     assert settings == KernelSettings(
-        name=f"podkernel-{tmp_path.name.lower()}", build_dir=str(tmp_path), build_args=["--build-arg=A=B"],
-        run_args=["-v", "/h:/h"], command=["bash"],
+        name=f"podkernel-{tmp_path.name.lower()}",
+        build_dir=str(tmp_path),
+        build_args=["--build-arg=A=B"],
+        run_args=["-v", "/h:/h"],
+        command=["bash"],
     )
 
 
@@ -70,8 +75,15 @@ def test_existing_kernel_needs_replace(jupyter_dirs):
 def write_foreign_kernel(jupyter_dirs):
     folder = jupyter_dirs / "kernels" / "python-host"
     folder.mkdir(parents=True)
-    (folder / "kernel.json").write_text(json.dumps({"argv": ["python", "-m", "ipykernel", "-f", "{connection_file}"],
-                                                    "display_name": "Host", "language": "python"}))
+    (folder / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["python", "-m", "ipykernel", "-f", "{connection_file}"],
+                "display_name": "Host",
+                "language": "python",
+            }
+        )
+    )
     return folder
 
 
@@ -126,7 +138,9 @@ def test_build_dir_without_containerfile(jupyter_dirs, tmp_path):
 
 def test_iidfile_build_arg(jupyter_dirs, tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
-    one_line_error(podkernel("install", "--build", str(tmp_path), f"--iidfile={tmp_path}/iid"), "--iidfile is not allowed")
+    one_line_error(
+        podkernel("install", "--build", str(tmp_path), f"--iidfile={tmp_path}/iid"), "--iidfile is not allowed"
+    )
 
 
 def test_foreign_kernel_is_not_started_or_shown(jupyter_dirs):
@@ -142,8 +156,9 @@ def test_podman_missing(jupyter_dirs, tmp_path):
 
 def test_gpus_flag_gets_a_warning(jupyter_dirs, tmp_path):
     from podkernel.commands.install import host_warnings
+    from podkernel.engines import PodmanEngine
 
-    warnings = host_warnings(KernelSettings(name="k", image="img", run_args=["--gpus", "all"]))
+    warnings = host_warnings(KernelSettings(name="k", image="img", run_args=["--gpus", "all"]), PodmanEngine())
     assert any("Podman ignores --gpus" in warning and "--gpu nvidia" in warning for warning in warnings)
 
 

@@ -1,10 +1,21 @@
 """The launch plan: the exact podman run arguments, for both kinds of kernel."""
 
-from podkernel.plan import Launch, container_name, run_args
-from podkernel.settings import KernelSettings
+from podkernel import plan
+from podkernel.engines import ENGINES
+from podkernel.plan import Launch, container_name
+from podkernel.settings import ENGINE_NAMES, KernelSettings
 
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
 SPARE_PORTS = {key: port + 20000 for key, port in PORTS.items()}
+
+
+def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
+    """The plan with the kernel's own engine, built without that engine installed."""
+    return plan.run_args(settings, launch, ENGINES[settings.engine]())
+
+
+def test_every_engine_name_has_an_engine_module():
+    assert tuple(ENGINES) == ENGINE_NAMES
 
 
 def launch(**changes) -> Launch:
@@ -24,40 +35,68 @@ def launch(**changes) -> Launch:
 
 
 OWNED = [
-    "--detach", "--rm",
-    "--name", "podkernel-demo-1a2b3c4d",
-    "--label", "io.podkernel.kernel=demo",
-    "--label", "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
-    "--label", "io.podkernel.launcher-pid=4242",
+    "--detach",
+    "--rm",
+    "--name",
+    "podkernel-demo-1a2b3c4d",
+    "--label",
+    "io.podkernel.kernel=demo",
+    "--label",
+    "io.podkernel.connection-file=/home/u/.local/share/jupyter/runtime/kernel-1.json",
+    "--label",
+    "io.podkernel.launcher-pid=4242",
 ]
 PIDFILE_AND_LOGS = ["--pidfile", "/run/user/1000/podkernel-x/container.pid", "--log-driver", "passthrough"]
 MOUNT_AND_ENV = [
-    "--volume", "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U",
-    "--env", "PODKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
-    "--env", "DOCKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
+    "--volume",
+    "/run/user/1000/podkernel-x/connection.json:/run/podkernel/connection.json:U",
+    "--env",
+    "PODKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
+    "--env",
+    "DOCKERNEL_CONNECTION_FILE=/run/podkernel/connection.json",
 ]
 PUBLISH = [
-    "--publish", "127.0.0.1:25001:5001", "--publish", "127.0.0.1:25002:5002", "--publish", "127.0.0.1:25003:5003",
-    "--publish", "127.0.0.1:25004:5004", "--publish", "127.0.0.1:25005:5005",
+    "--publish",
+    "127.0.0.1:25001:5001",
+    "--publish",
+    "127.0.0.1:25002:5002",
+    "--publish",
+    "127.0.0.1:25003:5003",
+    "--publish",
+    "127.0.0.1:25004:5004",
+    "--publish",
+    "127.0.0.1:25005:5005",
 ]
 
 
 def test_image_kernel_argv():
     settings = KernelSettings(
-        name="demo", image="quay.io/jupyter/base-notebook",
+        name="demo",
+        image="quay.io/jupyter/base-notebook",
         run_args=['--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data"],
         command=["python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"],
         env={"MODE": "test"},
     )
     assert run_args(settings, launch()) == [
-        '--entrypoint=["/bin/bash", "-c"]', "-v", "/data:/data",
-        *OWNED, "--init", *PIDFILE_AND_LOGS, *MOUNT_AND_ENV, "--env", "MODE=test", *PUBLISH,
-        "sha256abc", "python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
+        '--entrypoint=["/bin/bash", "-c"]',
+        "-v",
+        "/data:/data",
+        *OWNED,
+        "--init",
+        *PIDFILE_AND_LOGS,
+        *MOUNT_AND_ENV,
+        "--env",
+        "MODE=test",
+        *PUBLISH,
+        "sha256abc",
+        "python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE",
     ]
 
 
 def test_build_kernel_argv_runs_the_built_image_id():
-    settings = KernelSettings(name="demo", build_dir="/src/kernel", build_args=["--build-arg=A=B"], run_args=["-v", "/h:/h"])
+    settings = KernelSettings(
+        name="demo", build_dir="/src/kernel", build_args=["--build-arg=A=B"], run_args=["-v", "/h:/h"]
+    )
     args = run_args(settings, launch(image_id="0123abcd"))
     assert args == ["-v", "/h:/h", *OWNED, "--init", *PIDFILE_AND_LOGS, *MOUNT_AND_ENV, *PUBLISH, "0123abcd"]
     assert "--build-arg=A=B" not in args

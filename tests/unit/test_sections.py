@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the README's command lines, verbatim)
 """Section splitting for every install example the README gives, and the edge cases around them."""
 
 import re
@@ -15,25 +16,38 @@ DATASCIENCE = Sections(
     command=["python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"],
 )
 ROCM_RUN = [
-    "-v", "/etc/ssl/certs:/etc/ssl/certs:ro", "--device=/dev/kfd", "--device=/dev/dri", "--ipc=host",
-    "--group-add", "keep-groups", "--cap-add=SYS_PTRACE", "--security-opt", "seccomp=unconfined",
-    "--shm-size", "8G", "--user=root",
+    "-v",
+    "/etc/ssl/certs:/etc/ssl/certs:ro",
+    "--device=/dev/kfd",
+    "--device=/dev/dri",
+    "--ipc=host",
+    "--group-add",
+    "keep-groups",
+    "--cap-add=SYS_PTRACE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--shm-size",
+    "8G",
+    "--user=root",
 ]
 
 # Each install command line in the README, as a user types it, and the sections it must give.
 EXAMPLES = {
-    "podkernel install \\\n    jupyter/datascience-notebook:latest '--entrypoint=[\"/bin/bash\", \"-c\"]' -- "
+    'podkernel install \\\n    jupyter/datascience-notebook:latest \'--entrypoint=["/bin/bash", "-c"]\' -- '
     "'python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE'": DATASCIENCE,
-    "podkernel install jupyter/datascience-notebook:latest '--entrypoint=[\"/bin/bash\", \"-c\"]' -- "
+    'podkernel install jupyter/datascience-notebook:latest \'--entrypoint=["/bin/bash", "-c"]\' -- '
     "'python -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE'": DATASCIENCE,
     "podkernel install --build ~/jupyter-container-kernels/python": Sections(),
     "podkernel install --build examples/python": Sections(),
-    "podkernel install --build ~/jupyter-container-kernels/python -- -v $HOME:$HOME -- bash":
-        Sections(run_args=["-v", "$HOME:$HOME"], command=["bash"]),
-    "podkernel install --build ~/jupyter-container-kernels/python -- --build-arg=somearg=somevalue -- -v $HOME:$HOME -- bash":
-        Sections(build_args=["--build-arg=somearg=somevalue"], run_args=["-v", "$HOME:$HOME"], command=["bash"]),
-    "podkernel install --build ~/jupyter-container-kernels/python --build-arg=somearg=somevalue -- -v $HOME:$HOME -- bash":
-        Sections(build_args=["--build-arg=somearg=somevalue"], run_args=["-v", "$HOME:$HOME"], command=["bash"]),
+    "podkernel install --build ~/jupyter-container-kernels/python -- -v $HOME:$HOME -- bash": Sections(
+        run_args=["-v", "$HOME:$HOME"], command=["bash"]
+    ),
+    "podkernel install --build ~/jupyter-container-kernels/python -- --build-arg=somearg=somevalue -- -v $HOME:$HOME -- bash": Sections(
+        build_args=["--build-arg=somearg=somevalue"], run_args=["-v", "$HOME:$HOME"], command=["bash"]
+    ),
+    "podkernel install --build ~/jupyter-container-kernels/python --build-arg=somearg=somevalue -- -v $HOME:$HOME -- bash": Sections(
+        build_args=["--build-arg=somearg=somevalue"], run_args=["-v", "$HOME:$HOME"], command=["bash"]
+    ),
     "podkernel install --build ~/opt/jupyter-container-kernels/rocm-python -- \\\n"
     "    -v /etc/ssl/certs:/etc/ssl/certs:ro \\\n"
     "    -- \\\n"
@@ -45,12 +59,12 @@ EXAMPLES = {
     "    --cap-add=SYS_PTRACE \\\n"
     "    --security-opt seccomp=unconfined \\\n"
     "    --shm-size 8G \\\n"
-    "    --user=root":
-        Sections(build_args=["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"], run_args=ROCM_RUN),
-    "podkernel install localhost/podkernel-test-debian-ipykernel '--entrypoint=[\"/bin/sh\", \"-c\"]' -- "
-    "'exec python3 -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE'":
-        Sections(run_args=['--entrypoint=["/bin/sh", "-c"]'],
-                 command=["exec python3 -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"]),
+    "    --user=root": Sections(build_args=["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"], run_args=ROCM_RUN),
+    'podkernel install localhost/podkernel-test-debian-ipykernel \'--entrypoint=["/bin/sh", "-c"]\' -- '
+    "'exec python3 -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE'": Sections(
+        run_args=['--entrypoint=["/bin/sh", "-c"]'],
+        command=["exec python3 -m ipykernel_launcher -f $PODKERNEL_CONNECTION_FILE"],
+    ),
 }
 
 
@@ -103,10 +117,15 @@ def test_every_readme_install_example_is_covered():
         (["--", "-e", "A=1", "--", "bash"], Sections(run_args=["-e", "A=1"], command=["bash"])),
         (["--", "--", "bash"], Sections(command=["bash"])),
         # separators after the command section belong to the command
-        (["-e", "A=1", "--", "tool", "--", "--flag"], Sections(run_args=["-e", "A=1"], command=["tool", "--", "--flag"])),
+        (
+            ["-e", "A=1", "--", "tool", "--", "--flag"],
+            Sections(run_args=["-e", "A=1"], command=["tool", "--", "--flag"]),
+        ),
         # inline JSON passes through untouched
-        (['--entrypoint=["/bin/sh", "-c"]', "--", "exec x"],
-         Sections(run_args=['--entrypoint=["/bin/sh", "-c"]'], command=["exec x"])),
+        (
+            ['--entrypoint=["/bin/sh", "-c"]', "--", "exec x"],
+            Sections(run_args=['--entrypoint=["/bin/sh", "-c"]'], command=["exec x"]),
+        ),
     ],
 )
 def test_image_sections(args, expected):
@@ -123,8 +142,10 @@ def test_image_sections(args, expected):
         (["--", "--build-arg", "A=1"], Sections(build_args=["--build-arg", "A=1"])),
         (["--", "--", "--", "bash"], Sections(command=["bash"])),
         (["--", "--", "-v", "/a:/b", "--", "-c", "x"], Sections(run_args=["-v", "/a:/b"], command=["-c", "x"])),
-        (["-f", "Other", "--", "-e", "A=1", "--", "bash", "--", "x"],
-         Sections(build_args=["-f", "Other"], run_args=["-e", "A=1"], command=["bash", "--", "x"])),
+        (
+            ["-f", "Other", "--", "-e", "A=1", "--", "bash", "--", "x"],
+            Sections(build_args=["-f", "Other"], run_args=["-e", "A=1"], command=["bash", "--", "x"]),
+        ),
     ],
 )
 def test_build_sections(args, expected):

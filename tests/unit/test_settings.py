@@ -4,7 +4,11 @@ import pytest
 
 from podkernel.errors import PodkernelError
 from podkernel.settings import (
-    KernelSettings, check_kernel_name, default_kernel_name, parse_env, resolve_build_dir,
+    KernelSettings,
+    check_kernel_name,
+    default_kernel_name,
+    parse_env,
+    resolve_build_dir,
 )
 
 

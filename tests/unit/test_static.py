@@ -1,13 +1,15 @@
-"""Static checks over the code: pyflakes finds undefined names and unused imports."""
+"""Static checks over the code, as configured in pyproject.toml: ruff's linter and its formatter."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_pyflakes_is_clean():
-    result = subprocess.run([sys.executable, "-m", "pyflakes", "src", "tests", "bench", "examples"],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.stdout + result.stderr == ""
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_is_clean(command):
+    result = subprocess.run([sys.executable, "-m", "ruff", *command, "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import kernelspecs
-from ..engine import container_engine
+from ..engines import container_engine
 from ..images import resolve_image
 from ..progress import image_progress
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import click
-
-from ..doctor import FAIL, run_checks
+from ..errors import PodkernelError
+from ..host_checks import FAIL, run_checks
 from ..tables import print_table
 
 MARKS = {"pass": "ok", "warn": "warning", "fail": "FAILED"}
 
 
-def doctor(image: str | None) -> None:
-    checks = run_checks(image)
-    print_table(["Check", "Result", "Detail", "Fix"],
-                [[check.name, MARKS[check.status], check.detail, check.fix] for check in checks])
+def doctor(image: str | None, engine: str | None) -> None:
+    checks = run_checks(image, engine)
+    print_table(
+        ["Check", "Result", "Detail", "Fix"],
+        [[check.name, MARKS[check.status], check.detail, check.fix] for check in checks],
+    )
     failed = [check.name for check in checks if check.status == FAIL]
     if failed:
-        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}; see the Fix column")
+        raise PodkernelError(f"{len(failed)} check(s) failed: {', '.join(failed)}; see the Fix column")

@@ -16,8 +16,13 @@ def list_kernels() -> None:
     print_table(
         ["Name", "Display name", "Image or build dir", "Interrupt", "Location"],
         [
-            [k.settings.name, k.spec.get("display_name", ""), k.settings.source,
-             k.spec.get("interrupt_mode", "signal"), k.resource_dir]
+            [
+                k.settings.name,
+                k.spec.get("display_name", ""),
+                k.settings.source,
+                k.spec.get("interrupt_mode", "signal"),
+                k.resource_dir,
+            ]
             for k in kernels
         ],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..containers import kernel_containers
-from ..engine import container_engine
+from ..engines import container_engine
 
 
 def prune(everything: bool) -> None:
@@ -15,4 +15,6 @@ def prune(everything: bool) -> None:
         engine.remove(container.name, stop_timeout=0)
         click.echo(f"Removed {container.name} (kernel {container.kernel})")
     if not doomed:
-        click.echo("Nothing to prune." if everything else "Nothing to prune: every podkernel container has a running launcher.")
+        click.echo(
+            "Nothing to prune." if everything else "Nothing to prune: every podkernel container has a running launcher."
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..containers import format_age, kernel_containers
-from ..engine import container_engine
+from ..engines import container_engine
 from ..tables import print_table
 
 
@@ -17,8 +17,13 @@ def ps() -> None:
     print_table(
         ["Kernel", "Container", "Age", "State", "Owner"],
         [
-            [c.kernel, c.name, format_age(c.age_s), c.state,
-             f"pid {c.launcher_pid}: " + ("running" if c.owner_alive else "gone")]
+            [
+                c.kernel,
+                c.name,
+                format_age(c.age_s),
+                c.state,
+                f"pid {c.launcher_pid}: " + ("running" if c.owner_alive else "gone"),
+            ]
             for c in containers
         ],
     )

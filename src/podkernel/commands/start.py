@@ -10,10 +10,10 @@ import os
 
 from .. import kernelspecs
 from ..connection import private_dir, read_connection_file, write_container_copy
-from ..engine import container_engine
+from ..engines import container_engine
 from ..host import selinux_enabled
 from ..images import resolve_image
-from ..plan import Launch, container_name, run_args
+from ..plan import new_launch, run_args
 from ..relay import PortRelay
 from ..supervisor import Supervisor
 from ..userns import keep_id_userns
@@ -30,17 +30,18 @@ def start(name: str, connection_file: str, resource_dir: str | None = None) -> i
     image_id = resolve_image(settings, engine)
     directory = private_dir()
     relay = PortRelay(connection.ports)
-    launch = Launch(
-        image_id=image_id,
-        container_name=container_name(settings.name, os.urandom(4).hex()),
-        ports=dict(connection.ports),
+    launch = new_launch(
+        settings,
+        image_id,
+        suffix=os.urandom(4).hex(),
+        ports=connection.ports,
+        published_ports=relay.published_ports,
         connection_file=os.path.abspath(connection_file),
-        connection_copy=write_container_copy(connection, directory, any_user=settings.engine == "docker"),
-        container_pidfile=os.path.join(directory, "container.pid"),
+        private_dir=directory,
         launcher_pid=os.getpid(),
         cwd=os.getcwd(),
         userns=keep_id_userns(settings, engine, image_id),
         selinux=selinux_enabled(),
-        published_ports=relay.published_ports,
     )
-    return Supervisor(engine, launch, directory, relay).run(run_args(settings, launch))
+    write_container_copy(connection, launch.connection_copy, any_user=engine.copy_for_any_user)
+    return Supervisor(engine, launch, directory, relay).run(run_args(settings, launch, engine))

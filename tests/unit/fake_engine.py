@@ -1,0 +1,119 @@
+"""A container engine without containers, so that the supervisor's paths run in milliseconds.
+
+The "container" is a local process that notes SIGINT and ends on SIGTERM. Run as a script,
+this supervises one such kernel as ``podkernel start`` would:
+
+    python fake_engine.py WORK_DIR [--remove-fails]
+
+Every engine call, and what the kernel and the watchdog do, is a line in WORK_DIR/events;
+the supervisor's private directory is WORK_DIR/private.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from podkernel.engines.base import ContainerEngine, HostFacts
+from podkernel.plan import Launch, new_launch
+from podkernel.relay import PortRelay
+from podkernel.settings import KernelSettings
+from podkernel.supervisor import Supervisor
+
+KERNEL = """
+import signal, sys, time
+events = sys.argv[1]
+def note(word):
+    with open(events, "a") as handle:
+        handle.write(word + "\\n")
+signal.signal(signal.SIGINT, lambda *_: note("kernel got SIGINT"))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+note("kernel running")
+while True:
+    time.sleep(1)
+"""
+
+
+class FakeEngine(ContainerEngine):
+    """Runs the kernel as a child process in a session of its own; every call is noted in ``events``."""
+
+    name = "fake"
+    display_name = "Fake"
+    install_hint = "nothing to install"
+
+    def __init__(self, work_dir: str, remove_fails: bool = False):
+        super().__init__()
+        self.events = os.path.join(work_dir, "events")
+        self.remove_fails = remove_fails
+        self.kernel: subprocess.Popen | None = None
+        self._executable = sys.executable
+
+    def note(self, line: str) -> None:
+        with open(self.events, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def gpu_args(self, kind):
+        return []
+
+    def kernel_args(self, launch, run_args):
+        return []
+
+    def host_facts(self):
+        return HostFacts("0", False, "none", "none")
+
+    def containers(self, label):
+        return []
+
+    def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
+        self.kernel = subprocess.Popen(
+            [sys.executable, "-c", KERNEL, self.events], stdout=output, stderr=output, start_new_session=True
+        )
+        with open(launch.container_pidfile, "w", encoding="ascii") as handle:
+            handle.write(str(self.kernel.pid))
+        self.note("run")
+
+    def signal(self, container: str, signal_name: str) -> None:
+        self.note(f"signal {signal_name}")
+        if self.kernel is not None:
+            os.kill(self.kernel.pid, signal.Signals[f"SIG{signal_name}"])
+
+    def remove(self, container: str, stop_timeout: int) -> bool:
+        self.note(f"remove {stop_timeout}")
+        if self.remove_fails:
+            return False
+        if self.kernel is not None:
+            self.kernel.terminate()
+            self.kernel.wait()
+        return True
+
+    def remove_command(self, container: str) -> list[str]:
+        """The watchdog's removal: note it, so that a test sees the hand-off."""
+        return ["sh", "-c", f'echo "watchdog removed" >> "{self.events}"']
+
+
+def main() -> int:
+    work_dir = sys.argv[1]
+    engine = FakeEngine(work_dir, remove_fails="--remove-fails" in sys.argv)
+    private_dir = os.path.join(work_dir, "private")
+    os.mkdir(private_dir, 0o700)
+    launch = new_launch(
+        KernelSettings(name="fake", image="img"),
+        "img",
+        suffix="test",
+        ports={},
+        published_ports={},
+        connection_file="connection.json",
+        private_dir=private_dir,
+        launcher_pid=os.getpid(),
+        cwd=work_dir,
+        userns=None,
+        selinux=False,
+    )
+    print("supervising", flush=True)
+    return Supervisor(engine, launch, private_dir, PortRelay({})).run([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The supervisor's paths with a fake engine (tests/unit/fake_engine.py): no Podman, milliseconds each."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
+FRONTEND = """
+import subprocess, sys, time
+launcher = subprocess.Popen([sys.executable, *sys.argv[1:]])
+print(launcher.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def events(work: Path) -> list[str]:
+    path = work / "events"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split(")")[-1].split()[0] != "Z"
+
+
+def kernel_pid(work: Path) -> int:
+    return int((work / "private" / "container.pid").read_text())
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    """Start the fake launcher; yield (process, work dir) once its kernel runs."""
+    started = []
+
+    def start(*options):
+        process = subprocess.Popen(
+            [sys.executable, str(FAKE_ENGINE), str(tmp_path), *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=launcher_env(),
+        )
+        started.append(process)
+        wait_for(lambda: "kernel running" in events(tmp_path))
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def launcher_env() -> dict:
+    source = str(Path(__file__).resolve().parents[2] / "src")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])))
+
+
+def watchdog_finished(work: Path) -> bool:
+    return "watchdog removed" in events(work)
+
+
+def test_sigint_is_forwarded_and_the_kernel_keeps_running(launcher, tmp_path):
+    process = launcher()
+    process.send_signal(signal.SIGINT)
+    wait_for(lambda: "kernel got SIGINT" in events(tmp_path))
+    assert "signal INT" in events(tmp_path)
+    assert process.poll() is None and pid_alive(kernel_pid(tmp_path))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_signal_removes_the_container_and_dismisses_the_watchdog(launcher, tmp_path, signum):
+    process = launcher()
+    pid = kernel_pid(tmp_path)
+    process.send_signal(signum)
+    assert process.wait(timeout=10) == 0
+    assert events(tmp_path)[-1] == "remove 1"
+    assert not pid_alive(pid)
+    assert not (tmp_path / "private").exists()
+    time.sleep(0.2)
+    assert not watchdog_finished(tmp_path)
+
+
+def test_kernel_gone_ends_the_launcher_with_an_error(launcher, tmp_path):
+    process = launcher()
+    os.kill(kernel_pid(tmp_path), signal.SIGKILL)
+    assert process.wait(timeout=10) == 1
+    assert "has exited" in process.stderr.read()
+    assert not any(line.startswith("remove") for line in events(tmp_path))
+    assert not (tmp_path / "private").exists()
+
+
+def test_frontend_gone_removes_the_container(tmp_path):
+    frontend = subprocess.Popen(
+        [sys.executable, "-c", FRONTEND, str(FAKE_ENGINE), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=launcher_env(),
+    )
+    launcher_pid = int(frontend.stdout.readline())
+    wait_for(lambda: "kernel running" in events(tmp_path))
+    pid = kernel_pid(tmp_path)
+    frontend.kill()
+    frontend.wait()
+    wait_for(lambda: not pid_alive(launcher_pid))
+    assert "remove 1" in events(tmp_path)
+    assert not pid_alive(pid)
+    assert not (tmp_path / "private").exists()
+
+
+def test_a_failing_remove_leaves_the_watchdog_to_try_again(launcher, tmp_path):
+    process = launcher("--remove-fails")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    wait_for(lambda: watchdog_finished(tmp_path))
+
+
+def test_launcher_killed_hands_over_to_the_watchdog(launcher, tmp_path):
+    process = launcher()
+    pid = kernel_pid(tmp_path)
+    process.kill()
+    process.wait()
+    wait_for(lambda: watchdog_finished(tmp_path))
+    wait_for(lambda: not pid_alive(pid))
+    assert not (tmp_path / "private").exists()
