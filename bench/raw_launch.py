@@ -23,7 +23,7 @@ with open(os.path.join(private_dir, "connection.json"), "w") as handle:
     json.dump(dict(info, ip="0.0.0.0"), handle)
 os.chmod(os.path.join(private_dir, "connection.json"), 0o600)
 values = {key: str(value) for key, value in info.items() if key.endswith("_port")}
-# Where podkernel relays the ports (rootless), the floor publishes the connection file's own.
+# podkernel publishes on spare ports behind its relay; the floor publishes the connection file's own.
 values.update({"published_" + key: value for key, value in list(values.items())})
 values.update(
     connection_file=connection_file, private_dir=private_dir, suffix=os.urandom(4).hex(), launcher_pid=str(os.getpid())
