@@ -89,9 +89,11 @@ def test_doctor_on_this_machine():
 
 def test_doctor_warns_about_vfs_storage(tmp_path):
     """The suite runs on overlay; vfs (rootless Podman's default before 4.5) is set up here alone."""
-    conf = tmp_path / "storage.conf"
+    conf = tmp_path / "config" / "containers" / "storage.conf"  # where rootless Podman reads it
+    conf.parent.mkdir(parents=True)
     conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{tmp_path}/run"\ngraphroot = "{tmp_path}/graph"\n')
-    result = podkernel("doctor", "--image", DEBIAN_IMAGE, env=dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf)))
+    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = podkernel("doctor", "--image", DEBIAN_IMAGE, env=env)
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
     assert rows["Storage"].split("│")[2].strip() == "warning", result.stdout
     assert "vfs" in rows["Storage"] and 'driver = "overlay"' in result.stdout
