@@ -65,7 +65,7 @@ def assert_nothing_left(grace_s: float = LEFTOVER_GRACE_S) -> None:
     containers, processes = leftovers(grace_s)
     if containers:
         subprocess.run(["podman", "rm", "--force", "--time", "0", *containers], capture_output=True)
-    assert (containers, processes) == ([], []), "podkernel left containers or processes behind"
+    assert (containers, processes) == ([], []), f"podkernel left {containers} and {processes} behind"
 
 
 @contextmanager

@@ -259,9 +259,8 @@ def test_ps_and_prune(install):
             assert container in listing and "running" in listing
             assert "Nothing to prune" in podkernel("prune", check=True).stdout
             # Lose the launcher and its watchdog at once: the container is orphaned.
-            for pid in subprocess.run(
-                ["pgrep", "-f", "podkernel-watchdog"], capture_output=True, text=True
-            ).stdout.split():
+            watchdogs = ["pgrep", "--uid", str(os.getuid()), "-f", "podkernel-watchdog"]  # ours, not other users'
+            for pid in subprocess.run(watchdogs, capture_output=True, text=True).stdout.split():
                 os.kill(int(pid), signal.SIGKILL)
             launcher_of(manager).kill()
             launcher_of(manager).wait()

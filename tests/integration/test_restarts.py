@@ -45,6 +45,7 @@ def answer_after_restart(client, code: str, expected: str, timeout: float) -> No
     assert printed == expected
 
 
+@pytest.mark.cleanup_grace(60)  # rootless removals of 20 containers may still be queued at the end
 @pytest.mark.parametrize("image", [DEBIAN_IMAGE, PYPI_IMAGE], ids=["debian-ipykernel", "pypi-ipykernel"])
 def test_one_client_across_twenty_restarts(install, image):
     """Half graceful, half ``now=True``: every new kernel answers an execute within 10 s."""
