@@ -18,13 +18,17 @@ import threading
 import time
 
 # How often the relay asks whether the kernel listens yet: often at first, rarely after a while.
-PROBE_INTERVAL_S = 0.05
-SLOW_PROBE_AFTER_S = 30.0
+PROBE_INTERVAL_S = 0.02
+SLOW_PROBE_AFTER_S = 10.0
 SLOW_PROBE_INTERVAL_S = 0.5
 # A kernel's ZeroMQ greets at once; a connection held this long without a greeting is taken as an answer too.
 PROBE_TIMEOUT_S = 1.0
-# How much sooner IOPub opens than shell and control: more than ZeroMQ's reconnect interval
-# (100 ms plus up to 100 ms of jitter), so that every frontend already trying has connected it.
+# Shell and control connections are taken (they wait in the listen backlog until then) once
+# IOPub has had a connection for SUBSCRIPTION_SETTLE_S, time for that frontend's subscription
+# to reach the kernel, or after IOPUB_HEAD_START_S without one: more than ZeroMQ's reconnect
+# interval (100 ms plus up to 100 ms of jitter), so that every frontend already trying has
+# connected its IOPub.
+SUBSCRIPTION_SETTLE_S = 0.05
 IOPUB_HEAD_START_S = 0.25
 LAST_TO_OPEN = ("shell_port", "control_port")
 CHUNK_BYTES = 65536
@@ -174,16 +178,23 @@ class PortRelay:
 
     def _serve(self) -> None:
         self._wait_for_kernel()
-        selector = selectors.DefaultSelector()
         try:
-            self._listen([key for key in self._held if key not in LAST_TO_OPEN], selector)
-            self._accept(selector, until=time.monotonic() + IOPUB_HEAD_START_S)
-            self._listen([key for key in self._held if key in LAST_TO_OPEN], selector)
+            for holder in self._held.values():
+                listen_on_held(holder)
         except OSError as error:
             self.error = f"cannot listen on this kernel's ports ({error.strerror}): restart the kernel"
             os.write(self._failed_write, b"!")
             return
-        self._accept(selector, until=None)
+        selector = selectors.DefaultSelector()
+        self._register([key for key in self._held if key not in LAST_TO_OPEN], selector)
+        deadline = time.monotonic() + IOPUB_HEAD_START_S
+        while (now := time.monotonic()) < deadline:
+            for relayed in self._accept(selector, timeout=deadline - now):
+                if relayed == "iopub_port":
+                    deadline = min(deadline, time.monotonic() + SUBSCRIPTION_SETTLE_S)
+        self._register([key for key in self._held if key in LAST_TO_OPEN], selector)
+        while True:
+            self._accept(selector, timeout=None)
 
     def _wait_for_kernel(self) -> None:
         started = time.monotonic()
@@ -194,20 +205,21 @@ class PortRelay:
                 slow = time.monotonic() - started > SLOW_PROBE_AFTER_S
                 time.sleep(SLOW_PROBE_INTERVAL_S if slow else PROBE_INTERVAL_S)
 
-    def _listen(self, keys: list[str], selector: selectors.BaseSelector) -> None:
+    def _register(self, keys: list[str], selector: selectors.BaseSelector) -> None:
         for key in keys:
-            listen_on_held(self._held[key])
-            selector.register(self._held[key], selectors.EVENT_READ, self.published_ports[key])
+            selector.register(self._held[key], selectors.EVENT_READ, key)
 
-    def _accept(self, selector: selectors.BaseSelector, until: float | None) -> None:
-        """Relay each new connection to the listeners in ``selector``, until the ``until`` deadline or forever."""
-        while until is None or time.monotonic() < until:
-            for key, _ in selector.select(None if until is None else max(0.0, until - time.monotonic())):
-                try:
-                    client, _ = key.fileobj.accept()
-                    upstream = socket.create_connection(("127.0.0.1", key.data))
-                except OSError:  # the frontend gave up at once, or the container is going away
-                    continue
-                for end in (client, upstream):
-                    end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                threading.Thread(target=_splice, args=(client, upstream), daemon=True).start()
+    def _accept(self, selector: selectors.BaseSelector, timeout: float | None) -> list[str]:
+        """Relay the new connections waiting on the listeners in ``selector``; return their ports' keys."""
+        relayed = []
+        for selected, _ in selector.select(timeout):
+            try:
+                client, _ = selected.fileobj.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.published_ports[selected.data]))
+            except OSError:  # the frontend gave up at once, or the container is going away
+                continue
+            for end in (client, upstream):
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=_splice, args=(client, upstream), daemon=True).start()
+            relayed.append(selected.data)
+        return relayed

@@ -177,11 +177,7 @@ def test_ports_are_refused_until_the_kernel_answers_then_relayed_both_ways():
         for kernel in kernels:
             kernel.listen()
         connection = wait_until_open(iopub)
-        opened = time.monotonic()
-        # Shell opens last, IOPUB_HEAD_START_S after IOPub.
-        assert connect(shell) is None
         shell_connection = wait_until_open(shell)
-        assert time.monotonic() - opened >= relay.IOPUB_HEAD_START_S - 0.05
         for each in (connection, shell_connection):
             with each:
                 assert receive(each, len(GREETING)) == GREETING
@@ -190,6 +186,43 @@ def test_ports_are_refused_until_the_kernel_answers_then_relayed_both_ways():
                 sender.start()
                 assert receive(each, len(payload)) == payload
                 sender.join()
+    finally:
+        for kernel in kernels:
+            kernel.close()
+
+
+def greeted_at(connection: socket.socket) -> float:
+    assert receive(connection, len(GREETING)) == GREETING
+    return time.monotonic()
+
+
+def test_shell_waits_for_an_iopub_connection():
+    """A frontend's IOPub is relayed before its shell, so that its subscription is in place first."""
+    iopub, shell = free_port(), free_port()
+    the_relay, kernels = started_relay({"iopub_port": iopub, "shell_port": shell})
+    try:
+        for kernel in kernels:
+            kernel.listen()
+        with wait_until_open(shell) as shell_connection:  # waits in the listen backlog
+            time.sleep(0.05)
+            with connect(iopub) as iopub_connection:
+                iopub_greeted = greeted_at(iopub_connection)
+                shell_greeted = greeted_at(shell_connection)
+        assert iopub_greeted < shell_greeted < iopub_greeted + relay.SUBSCRIPTION_SETTLE_S + 0.1
+    finally:
+        for kernel in kernels:
+            kernel.close()
+
+
+def test_shell_opens_after_the_head_start_without_an_iopub_connection():
+    iopub, shell = free_port(), free_port()
+    the_relay, kernels = started_relay({"iopub_port": iopub, "shell_port": shell})
+    try:
+        for kernel in kernels:
+            kernel.listen()
+        with wait_until_open(shell) as shell_connection:
+            connected = time.monotonic()
+            assert greeted_at(shell_connection) - connected >= relay.IOPUB_HEAD_START_S - 0.1
     finally:
         for kernel in kernels:
             kernel.close()
