@@ -39,6 +39,142 @@ RUN_BOOLEAN_OPTIONS = frozenset(
         "--tls-verify",
         "--tty",
         "--unsetenv-all",
+        "--no-hostname",  # Podman 5.4
+    }
+)
+# Options of `podman run` that take a value (Podman 4.3's list, hidden aliases, and a few newer).
+RUN_VALUE_OPTIONS = frozenset(
+    {
+        "--add-host",
+        "--annotation",
+        "--arch",
+        "--attach",
+        "--authfile",
+        "--blkio-weight",
+        "--blkio-weight-device",
+        "--cap-add",
+        "--cap-drop",
+        "--cgroup-conf",
+        "--cgroup-parent",
+        "--cgroupns",
+        "--cgroups",
+        "--chrootdirs",
+        "--cidfile",
+        "--conmon-pidfile",
+        "--cpu-period",
+        "--cpu-quota",
+        "--cpu-rt-period",
+        "--cpu-rt-runtime",
+        "--cpu-shares",
+        "--cpus",
+        "--cpuset-cpus",
+        "--cpuset-mems",
+        "--detach-keys",
+        "--device",
+        "--device-cgroup-rule",
+        "--device-read-bps",
+        "--device-read-iops",
+        "--device-write-bps",
+        "--device-write-iops",
+        "--dns",
+        "--dns-option",
+        "--dns-search",
+        "--entrypoint",
+        "--env",
+        "--env-file",
+        "--env-merge",
+        "--expose",
+        "--gidmap",
+        "--group-add",
+        "--health-cmd",
+        "--health-interval",
+        "--health-on-failure",
+        "--health-retries",
+        "--health-start-period",
+        "--health-timeout",
+        "--hostname",
+        "--hostuser",
+        "--image-volume",
+        "--init-path",
+        "--ip",
+        "--ip6",
+        "--ipc",
+        "--label",
+        "--label-file",
+        "--log-driver",
+        "--log-opt",
+        "--mac-address",
+        "--memory",
+        "--memory-reservation",
+        "--memory-swap",
+        "--memory-swappiness",
+        "--mount",
+        "--name",
+        "--network",
+        "--network-alias",
+        "--oom-score-adj",
+        "--os",
+        "--passwd-entry",
+        "--personality",
+        "--pid",
+        "--pidfile",
+        "--pids-limit",
+        "--platform",
+        "--pod",
+        "--pod-id-file",
+        "--preserve-fds",
+        "--publish",
+        "--pull",
+        "--requires",
+        "--restart",
+        "--sdnotify",
+        "--seccomp-policy",
+        "--secret",
+        "--security-opt",
+        "--shm-size",
+        "--stop-signal",
+        "--stop-timeout",
+        "--subgidname",
+        "--subuidname",
+        "--sysctl",
+        "--systemd",
+        "--timeout",
+        "--tmpfs",
+        "--tz",
+        "--uidmap",
+        "--ulimit",
+        "--umask",
+        "--unsetenv",
+        "--user",
+        "--userns",
+        "--uts",
+        "--variant",
+        "--volume",
+        "--volumes-from",
+        "--workdir",
+        # hidden aliases and Docker-compatible spellings
+        "--net",
+        "--gpus",
+        "--cpu-count",
+        "--kernel-memory",
+        "--volume-driver",
+        # newer Podman
+        "--group-entry",
+        "--hosts-file",
+        "--retry",
+        "--retry-delay",
+        "--shm-size-systemd",
+        "--cert-dir",
+        "--creds",
+        "--decryption-key",
+        "--health-startup-cmd",
+        "--health-startup-interval",
+        "--health-startup-retries",
+        "--health-startup-success",
+        "--health-startup-timeout",
+        "--health-log-destination",
+        "--health-max-log-count",
+        "--health-max-log-size",
     }
 )
 RUN_BOOLEAN_SHORT = frozenset("diPqt")
@@ -147,8 +283,14 @@ class Option(NamedTuple):
     value: str | None
 
 
-def parse_run_options(args: list[str]) -> list[Option]:
-    """The options in a list of ``podman run`` arguments, long names for short ones."""
+def parse_run_options(args: list[str], strict: bool = False) -> list[Option]:
+    """The options in a list of ``podman run`` arguments, long names for short ones.
+
+    ``strict`` (at install) refuses what cannot be read without guessing: an option this
+    table does not know given without ``=VALUE`` (a flag or an option with a value? guessing
+    wrong swallows the next argument), an unknown short option, and a word that is no option
+    (a container command without its ``--``). Otherwise such an option is taken to have a value.
+    """
     options: list[Option] = []
     index = 0
     while index < len(args):
@@ -159,6 +301,11 @@ def parse_run_options(args: list[str]) -> list[Option]:
             if not has_value and name in RUN_BOOLEAN_OPTIONS:
                 options.append(Option(name, None))
                 continue
+            if not has_value and strict and name not in RUN_VALUE_OPTIONS:
+                raise PodkernelError(
+                    f"podkernel does not know the podman run option {name}: write it as {name}=VALUE, "
+                    f"or {name}=true if it takes no value, so that it cannot take the next argument by mistake"
+                )
             if not has_value:
                 value = args[index] if index < len(args) else ""
                 index += 1
@@ -166,6 +313,8 @@ def parse_run_options(args: list[str]) -> list[Option]:
         elif arg.startswith("-") and len(arg) > 1:
             letters = arg[1:]
             for position, letter in enumerate(letters):
+                if strict and letter not in RUN_SHORT_TO_LONG:
+                    raise PodkernelError(f"-{letter} in {arg!r} is not a podman run option: check the run args")
                 long_name = RUN_SHORT_TO_LONG.get(letter, "-" + letter)
                 if letter in RUN_BOOLEAN_SHORT:
                     options.append(Option(long_name, None))
@@ -175,17 +324,40 @@ def parse_run_options(args: list[str]) -> list[Option]:
                     value, index = args[index], index + 1
                 options.append(Option(long_name, value))
                 break
+        elif strict:
+            raise PodkernelError(
+                f"{arg!r} among the podman run args is not an option: the container command goes after a "
+                f"-- separator (podkernel install IMAGE [run args] -- COMMAND)"
+            )
     return options
 
 
+def is_run_options(args: list[str]) -> bool:
+    """Whether ``args`` is a non-empty list of podman run options and their values, and nothing else."""
+    try:
+        return bool(args) and bool(parse_run_options(args, strict=True))
+    except PodkernelError:
+        return False
+
+
+# Values of --network (or --net) under which a kernel's ports cannot be kept to 127.0.0.1.
+REFUSED_NETWORKS = {
+    "host": "the kernel would listen on every interface of this host; leave --network out",
+    "none": "the kernel's ports could not be published; leave --network out",
+}
+
+
 def check_run_args(run_args: list[str]) -> None:
-    """Refuse run args that would break how podkernel runs the kernel."""
-    for option in parse_run_options(run_args):
+    """Refuse run args that would break how podkernel runs the kernel, or that it cannot read."""
+    for option in parse_run_options(run_args, strict=True):
         reason = RESERVED_RUN_OPTIONS.get(option.name)
+        if option.name in ("--network", "--net"):
+            reason = REFUSED_NETWORKS.get((option.value or "").split(":")[0])
         if reason:
+            shown = option.name if option.name in RESERVED_RUN_OPTIONS else f"{option.name}={option.value}"
             raise PodkernelError(
-                f"podman run option {option.name} is not allowed in a kernel's run args: "
-                f"{reason}; remove it and install again"
+                f"podman run option {shown} is not allowed in a kernel's run args: {reason}; "
+                "remove it and install again"
             )
 
 

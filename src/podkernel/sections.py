@@ -9,7 +9,8 @@ An older form puts one more ``--`` before the first section (``IMAGE -- RUN -- C
 ``--build DIR -- BUILD -- RUN -- CMD``). Both forms are accepted. Where the two readings of
 a line differ, the older one is chosen only when the line cannot mean anything else:
 it has more sections than the form allows, or the section that would be the container
-command is really options for ``podman run``, or the lone section uses options that only
+command is really options for ``podman run`` (a lone section after ``IMAGE --``: nothing but
+options podkernel knows, with their values), or the lone section uses options that only
 ``podman build`` knows.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .podman_options import BUILD_ONLY_OPTIONS, option_name
+from .podman_options import BUILD_ONLY_OPTIONS, is_run_options, option_name
 
 SEPARATOR = "--"
 
@@ -63,9 +64,12 @@ def _has_leading_separator(parts: list[list[str]], section_count: int) -> bool:
     """Whether the line is in the older form, with a ``--`` before its first section."""
     if len(parts) < 2 or parts[0]:
         return False
+    if section_count == 2 and len(parts) == 2:
+        # "-- A": run args (older form) when A is nothing but podman run options, else the command.
+        return is_run_options(parts[1])
     if section_count == 2:
         # "-- A -- B": the older form when A is run options, not a command.
-        return len(parts) > 2 and (not parts[1] or _starts_with_option(parts[1]))
+        return not parts[1] or _starts_with_option(parts[1])
     if len(parts) > section_count:
         return True
     if len(parts) == 3:

@@ -76,3 +76,30 @@ def test_ordinary_build_args_pass():
 )
 def test_gives_option(run_args, expected):
     assert gives_option(run_args, "--init") is expected
+
+
+@pytest.mark.parametrize(
+    "run_args, fragments",
+    [
+        (["--no-such-flag", "-v", "/d:/d"], ["--no-such-flag", "--no-such-flag=VALUE", "=true"]),
+        (["-v", "/d:/d", "python", "-m", "ipykernel_launcher"], ["'python'", "-- separator"]),
+        (["-X"], ["-X", "not a podman run option"]),
+        (["--network=host"], ["--network=host", "every interface"]),
+        (["--net", "host"], ["--net=host"]),
+        (["--network", "none"], ["--network=none"]),
+    ],
+)
+def test_run_args_that_cannot_be_read_or_kept_local_are_refused(run_args, fragments):
+    with pytest.raises(PodkernelError) as error:
+        check_run_args(run_args)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+def test_flags_never_take_the_next_argument():
+    """--no-hostname (Podman 5.4) is a flag; an unknown option with =VALUE is read without guessing."""
+    check_run_args(["--no-hostname", "-v", "/d:/d", "--future-option=x", "--network=mynet"])
+    assert [option.name for option in parse_run_options(["--no-hostname", "-v", "/d:/d"])] == [
+        "--no-hostname",
+        "--volume",
+    ]

@@ -116,6 +116,11 @@ def test_every_readme_install_example_is_covered():
         # older form: a leading "--" before the run args
         (["--", "-e", "A=1", "--", "bash"], Sections(run_args=["-e", "A=1"], command=["bash"])),
         (["--", "--", "bash"], Sections(command=["bash"])),
+        # "-- A" alone: run args when A is nothing but run options, as with "-- A -- B"
+        (["--", "-v", "/d:/d"], Sections(run_args=["-v", "/d:/d"])),
+        (["--", "-v", "/d:/d", "--", "bash"], Sections(run_args=["-v", "/d:/d"], command=["bash"])),
+        (["--", "-m", "ipykernel_launcher", "-f", "$F"], Sections(command=["-m", "ipykernel_launcher", "-f", "$F"])),
+        (["--", "python", "-m", "x"], Sections(command=["python", "-m", "x"])),
         # separators after the command section belong to the command
         (
             ["-e", "A=1", "--", "tool", "--", "--flag"],
