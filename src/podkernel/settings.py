@@ -14,7 +14,7 @@ INTERRUPT_MODES = ("message", "signal")
 GPU_KINDS = ("nvidia", "amd")
 ENGINE_NAMES = ("podman", "docker")  # engines/ has one module for each
 
-_KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)  # what jupyter_client accepts
+_KERNEL_NAME = re.compile(r"[a-z0-9._-]+", re.IGNORECASE | re.ASCII)  # what jupyter_client accepts, in full
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -60,31 +60,70 @@ class KernelSettings(NamedTuple):
         return data
 
     @classmethod
-    def from_metadata(cls, name: str, data: dict) -> KernelSettings:
-        """Read settings stored by :meth:`to_metadata`."""
-        if data.get("version") != SCHEMA_VERSION or ("image" in data) == ("build_dir" in data):
+    def from_metadata(cls, name: str, data: object) -> KernelSettings:
+        """Read settings stored by :meth:`to_metadata`, refusing anything of the wrong type."""
+        if (
+            not isinstance(data, dict)
+            or data.get("version") != SCHEMA_VERSION
+            or (("image" in data) == ("build_dir" in data))
+        ):
             raise PodkernelError(
                 f"kernel {name!r} was written by another podkernel version; "
                 "reinstall it with podkernel install --replace"
             )
+        read = _MetadataReader(name, data)
         return cls(
             name=name,
-            image=data.get("image"),
-            build_dir=data.get("build_dir"),
-            build_args=list(data.get("build_args", [])),
-            run_args=list(data.get("run_args", [])),
-            command=list(data.get("command", [])),
-            env=dict(data.get("env", {})),
-            mount_cwd=bool(data.get("mount_cwd", False)),
-            keep_id=bool(data.get("keep_id", False)),
-            gpu=data.get("gpu"),
-            engine=data.get("engine", "podman"),
+            image=read("image", _is_text, "a string", None),
+            build_dir=read("build_dir", _is_text, "a string", None),
+            build_args=read("build_args", _is_text_list, "a list of strings", []),
+            run_args=read("run_args", _is_text_list, "a list of strings", []),
+            command=read("command", _is_text_list, "a list of strings", []),
+            env=read("env", _is_text_dict, "an object of strings", {}),
+            mount_cwd=read("mount_cwd", _is_bool, "true or false", False),
+            keep_id=read("keep_id", _is_bool, "true or false", False),
+            gpu=read("gpu", lambda value: value is None or value in GPU_KINDS, f"null or one of {GPU_KINDS}", None),
+            engine=read("engine", lambda value: value in ENGINE_NAMES, f"one of {ENGINE_NAMES}", "podman"),
         )
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_text_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_text_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+class _MetadataReader:
+    """Reads one field of a kernel's ``metadata.podkernel``; a value of the wrong type is a one-line error."""
+
+    def __init__(self, name: str, data: dict):
+        self.name, self.data = name, data
+
+    def __call__(self, key: str, valid, expected: str, default):
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if not valid(value):
+            raise PodkernelError(
+                f"kernel {self.name!r} has metadata.podkernel.{key} = {value!r} in its kernel.json, but it must be "
+                f"{expected}: fix the file, or reinstall the kernel with podkernel install --replace"
+            )
+        return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
 
 
 def check_kernel_name(name: str) -> str:
     """Return ``name`` if kernelspecs accept it, else explain which names they accept."""
-    if not _KERNEL_NAME.match(name):
+    if not _KERNEL_NAME.fullmatch(name):
         raise PodkernelError(f"kernel name {name!r} is not allowed: use only letters, digits, '.', '_' and '-'")
     return name.lower()
 

@@ -32,7 +32,7 @@ def test_default_name_from_build_dir(tmp_path):
     assert default_kernel_name(build_dir=str(folder)) == "podkernel-rocm-python"
 
 
-@pytest.mark.parametrize("name", ["has space", "slash/name", "ümlaut", ""])
+@pytest.mark.parametrize("name", ["has space", "slash/name", "ümlaut", "", "foo\n", "\u212aelvin", "\u017fpark"])
 def test_bad_names_are_refused(name):
     with pytest.raises(PodkernelError, match="not allowed"):
         check_kernel_name(name)
@@ -70,3 +70,29 @@ def test_metadata_round_trip():
 def test_foreign_metadata_is_refused():
     with pytest.raises(PodkernelError, match="reinstall"):
         KernelSettings.from_metadata("x", {"version": 99, "image": "img"})
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"mount_cwd": "false"}, "mount_cwd"),
+        ({"keep_id": 1}, "keep_id"),
+        ({"run_args": "-v /d:/d"}, "run_args"),
+        ({"run_args": ["-e", 3]}, "run_args"),
+        ({"command": None}, "command"),
+        ({"env": ["A=1"]}, "env"),
+        ({"gpu": "intel"}, "gpu"),
+        ({"engine": "lxc"}, "engine"),
+        ({"image": ["img"]}, "image"),
+    ],
+)
+def test_hand_edited_metadata_of_the_wrong_type_is_refused(changes, field):
+    data = dict(KernelSettings(name="k", image="img").to_metadata(), **changes)
+    with pytest.raises(PodkernelError, match=f"metadata.podkernel.{field} = .* must be"):
+        KernelSettings.from_metadata("k", data)
+
+
+@pytest.mark.parametrize("data", [[], "podkernel", None, 1])
+def test_metadata_that_is_no_object_is_refused(data):
+    with pytest.raises(PodkernelError, match="reinstall it"):
+        KernelSettings.from_metadata("k", data)
