@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, NamedTuple
 
 from .connection import CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS
+from .errors import PodkernelError
 from .podman_options import gives_option
 from .settings import KernelSettings
 
@@ -73,10 +74,22 @@ def host_args(settings: KernelSettings, launch: Launch, engine: ContainerEngine)
     """
     args: list[str] = []
     if settings.mount_cwd:
-        args += ["--volume", f"{launch.cwd}:{launch.cwd}", "--workdir", launch.cwd]
+        args += [*_bind_mount(launch.cwd), "--workdir", launch.cwd]
     if settings.keep_id and launch.userns:
         args.append(launch.userns)
     return args + engine.gpu_args(settings.gpu)
+
+
+def _bind_mount(path: str) -> list[str]:
+    """Mount ``path`` at the same path: ``--volume`` splits on ':' and ``--mount`` on ','."""
+    if ":" not in path:
+        return ["--volume", f"{path}:{path}"]
+    if "," not in path:
+        return ["--mount", f"type=bind,source={path},destination={path}"]
+    raise PodkernelError(
+        f"--mount-cwd cannot mount {path}: Podman cannot take a path with both ':' and ',' as a mount; "
+        "start the kernel in another folder, or reinstall without --mount-cwd"
+    )
 
 
 def container_name(kernel_name: str, suffix: str) -> str:

@@ -172,3 +172,11 @@ def test_host_flags_are_stored_and_shown_in_metadata(jupyter_dirs, tmp_path):
 def test_bare_command_prints_its_help():
     result = podkernel()
     assert result.returncode == 0 and result.stdout.startswith("Usage: podkernel")
+
+
+def test_table_cells_are_text_not_markup(capsys):
+    from podkernel.tables import print_table
+
+    print_table(["Name", "Detail"], [["Python [conda env:base]", "exec: [/bin/sh] not found"]])
+    printed = capsys.readouterr().out
+    assert "Python [conda env:base]" in printed and "[/bin/sh]" in printed

@@ -1,7 +1,10 @@
 """The launch plan: the exact podman run arguments, for both kinds of kernel."""
 
+import pytest
+
 from podkernel import plan
 from podkernel.engines import ENGINES
+from podkernel.errors import PodkernelError
 from podkernel.plan import Launch, container_name
 from podkernel.settings import ENGINE_NAMES, KernelSettings
 
@@ -122,6 +125,13 @@ def test_container_name_says_whose_it_is():
 def test_mount_cwd_mounts_the_start_folder_and_works_there():
     args = run_args(KernelSettings(name="demo", image="img", mount_cwd=True), launch())
     assert args[:4] == ["--volume", "/home/u/project:/home/u/project", "--workdir", "/home/u/project"]
+
+
+def test_mount_cwd_with_a_colon_in_the_path():
+    args = run_args(KernelSettings(name="demo", image="img", mount_cwd=True), launch(cwd="/home/u/a:b"))
+    assert args[:4] == ["--mount", "type=bind,source=/home/u/a:b,destination=/home/u/a:b", "--workdir", "/home/u/a:b"]
+    with pytest.raises(PodkernelError, match="cannot mount /home/u/a:b,c"):
+        run_args(KernelSettings(name="demo", image="img", mount_cwd=True), launch(cwd="/home/u/a:b,c"))
 
 
 def test_keep_id_adds_the_userns_chosen_for_this_host():
