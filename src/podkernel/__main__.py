@@ -6,10 +6,14 @@ and must stay quick and small.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def _start(args: list[str]) -> int:
+    from .start_guard import Stopped, pidfd
+
+    frontend = pidfd(os.getppid())  # first of all: the frontend may die while this starts
     from .errors import PodkernelError
 
     if len(args) not in (2, 3) or args[0].startswith("-"):
@@ -21,7 +25,9 @@ def _start(args: list[str]) -> int:
     try:
         from .commands.start import start
 
-        return start(*args)
+        return start(*args, frontend=frontend)
+    except Stopped:
+        return 0
     except PodkernelError as error:
         print(f"podkernel: error: {error}", file=sys.stderr)
         return 1

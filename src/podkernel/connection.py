@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import NamedTuple
 
 from .errors import PodkernelError
@@ -40,13 +41,34 @@ def read_connection_file(path: str) -> Connection:
     return Connection(ports=ports, info=info)
 
 
-def private_dir() -> str:
-    """A new directory only the current user can enter, on tmpfs where the session has one."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    parent = runtime if runtime and os.access(runtime, os.W_OK) else os.environ.get("TMPDIR", "/tmp")
-    path = os.path.join(parent, f"podkernel-{os.urandom(6).hex()}")
+def _is_private(directory: str) -> bool:
+    """Whether ``directory`` is this user's own and no one else can write in it (not a symlink)."""
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def private_dir_path() -> str:
+    """Where a new private directory for one kernel goes: the session's runtime directory (tmpfs)
+    when it is this user's own, else ``$TMPDIR`` or /tmp. The name is random; see :func:`make_private_dir`.
+
+    ``XDG_RUNTIME_DIR`` can name another user's directory (root under ``su`` or ``sudo -E``),
+    whose owner could swap what is inside: the key never goes there.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    parent = runtime if runtime and _is_private(runtime) else os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(parent, f"podkernel-{os.urandom(8).hex()}")
+
+
+def make_private_dir(path: str) -> None:
+    """Create ``path`` (from :func:`private_dir_path`) as a directory only this user can enter.
+
+    ``mkdir`` fails if anything is there already, so no one can have prepared it."""
     os.mkdir(path, 0o700)
-    return path
+    if not _is_private(path):
+        raise PodkernelError(f"{path} is not a private directory after creating it: check its parent's permissions")
 
 
 def write_container_copy(connection: Connection, path: str, any_user: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -11,6 +12,7 @@ from typing import NamedTuple
 from . import kernelspecs
 from .containers import kernel_containers
 from .engines import ContainerEngine, HostFacts, container_engine
+from .engines.base import missing_program_dirs
 from .errors import PodkernelError
 from .host import nvidia_cdi_specs, selinux_enabled, selinux_enforcing
 
@@ -34,6 +36,7 @@ class Doctor:
 
     def __init__(self, image: str | None = None, engine: str | None = None):
         self.image = image
+        self.path_at_start = os.environ.get("PATH", "")  # before the engine adds what it needs
         self.engine: ContainerEngine = container_engine(engine)
         self.facts: HostFacts | None = None
 
@@ -46,6 +49,7 @@ class Doctor:
             self.container_runs,
             self.port_reachable,
             self.watchdog_tool,
+            self.search_path,
             self.selinux,
             self.nvidia_cdi,
             self.kernels_dir,
@@ -182,9 +186,22 @@ class Doctor:
             self.engine.remove(container.stdout.strip(), stop_timeout=0)
 
     def watchdog_tool(self) -> Check:
-        if shutil.which("flock") is None:
-            return Check("Watchdog", FAIL, "flock is missing", "install util-linux (it has flock)")
-        return Check("Watchdog", PASS, "flock is there to clean up after a killed launcher")
+        if shutil.which("sh") is None:
+            return Check("Watchdog", FAIL, "sh is missing", "install a POSIX shell (dash or bash)")
+        return Check("Watchdog", PASS, "sh is there to clean up after a killed launcher")
+
+    def search_path(self) -> Check:
+        """Root's engines run iptables from the sbin folders, which many PATHs lack."""
+        missing = missing_program_dirs(self.path_at_start)
+        if missing and os.geteuid() == 0:
+            return Check(
+                "PATH",
+                WARN,
+                f"PATH lacks {', '.join(missing)}: {self.engine.name}'s network backend cannot find iptables there "
+                "(podkernel adds them for the kernels it starts)",
+                f"add {os.pathsep.join(missing)} to PATH for your own {self.engine.name} commands",
+            )
+        return Check("PATH", PASS, "has what the engine needs")
 
     def selinux(self) -> Check:
         if not selinux_enabled():

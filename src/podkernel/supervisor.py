@@ -3,13 +3,12 @@
 It runs the container detached and then waits, holding no engine client, on the kernel's
 process, the frontend that started it, signals, the container's output (copied to its own
 stderr, the Jupyter log) and the port relay. SIGINT is forwarded into the container;
-SIGTERM, SIGHUP or the frontend going away stop and remove it. A ``flock`` watchdog in its
-own session removes the container should the supervisor itself be killed.
+SIGTERM, SIGHUP or the frontend going away stop and remove it. A watchdog in its own session
+removes the container and the private directory should the supervisor itself be killed.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 import shutil
@@ -17,10 +16,12 @@ import signal
 import subprocess
 import sys
 
+from .connection import Connection, make_private_dir, write_container_copy
 from .engines import ContainerEngine
 from .errors import PodkernelError
 from .plan import Launch
 from .relay import PortRelay
+from .start_guard import STOPPING_SIGNALS, StartGuard, pidfd
 
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
@@ -28,17 +29,8 @@ STOP_TIMEOUT_S = 1
 # How long a restarted kernel waits for the previous launcher to let go of the connection's ports.
 PORT_WAIT_S = 3.0
 FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
-STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
-
-
-def _pidfd(pid: int) -> int | None:
-    """A pidfd for ``pid``, or None when that process is already gone."""
-    try:
-        return os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
 
 
 def _copy_to_stderr(fd: int) -> bool:
@@ -81,25 +73,33 @@ def _read_pid(path: str) -> int | None:
 class Supervisor:
     """Runs one kernel container and guarantees its removal."""
 
-    def __init__(self, engine: ContainerEngine, launch: Launch, private_dir: str, relay: PortRelay):
+    def __init__(self, engine: ContainerEngine, launch: Launch, relay: PortRelay, guard: StartGuard):
         self.engine = engine
         self.launch = launch
         self.container = launch.container_name
-        self.private_dir = private_dir
+        self.private_dir = os.path.dirname(launch.connection_copy)
         self._watchdog: subprocess.Popen | None = None
         self._relay = relay
+        self._guard = guard
         self._container_gone = True  # no container yet; then, whether it is known to be removed
 
-    def run(self, run_args: list[str]) -> int:
-        """Start the container with ``run_args`` and supervise it; return the launcher's exit status."""
+    def run(self, run_args: list[str], connection: Connection) -> int:
+        """Start the container with ``run_args`` and supervise it; return the launcher's exit status.
+
+        From here on signals are only noted (and acted on once the container runs): a stop that
+        lands anywhere in between still removes everything. The watchdog starts before the
+        private directory with the key exists.
+        """
         wakeup_read, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_write)
         for signum in (*FORWARDED_SIGNALS, *STOPPING_SIGNALS):
             signal.signal(signum, lambda *_: None)
-        parent = _pidfd(os.getppid())
+        self._guard.hand_over()
         output_read, output_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._start_watchdog()
+            make_private_dir(self.private_dir)
+            write_container_copy(connection, self.launch.connection_copy, any_user=self.engine.copy_for_any_user)
             if taken := self._relay.hold_connection_ports(PORT_WAIT_S):
                 raise PodkernelError(_ports_taken(taken))
             self._container_gone = False
@@ -111,25 +111,24 @@ class Supervisor:
                 raise
             os.close(output_write)
             self._relay.start()
-            return self._wait(wakeup_read, parent, output_read)
+            return self._wait(wakeup_read, self._guard.parent, output_read)
         finally:
             _drain_to_stderr(output_read)
             self._clean_up()
 
     def _start_watchdog(self) -> None:
-        lock_path = os.path.join(self.private_dir, "supervisor.lock")
-        lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lock, fcntl.LOCK_EX)  # held, never closed, until this process ends
+        lifeline, self._lifeline = os.pipe2(os.O_CLOEXEC)  # the write end stays open until this process ends
         self._watchdog = self.engine.start_watchdog(
-            lock_path, self.private_dir, self.container, self.launch.container_pidfile
+            lifeline, self.private_dir, self.container, self.launch.container_pidfile
         )
+        os.close(lifeline)
 
     def _remove(self, stop_timeout: int) -> None:
         self._container_gone = self.engine.remove(self.container, stop_timeout)
 
     def _wait(self, wakeup_read: int, parent: int | None, output: int) -> int:
         kernel_pid = _read_pid(self.launch.container_pidfile)
-        kernel = _pidfd(kernel_pid) if kernel_pid else None
+        kernel = pidfd(kernel_pid) if kernel_pid else None
         if kernel is None:
             self._remove(STOP_TIMEOUT_S)
             return EXIT_KERNEL_ENDED

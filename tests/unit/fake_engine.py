@@ -3,7 +3,7 @@
 The "container" is a local process that notes SIGINT and ends on SIGTERM. Run as a script,
 this supervises one such kernel as ``podkernel start`` would:
 
-    python fake_engine.py WORK_DIR [--remove-fails]
+    python fake_engine.py WORK_DIR [--remove-fails] [--build-seconds N]
 
 Every engine call, and what the kernel and the watchdog do, is a line in WORK_DIR/events;
 the supervisor's private directory is WORK_DIR/private.
@@ -16,10 +16,12 @@ import signal
 import subprocess
 import sys
 
+from podkernel.connection import Connection
 from podkernel.engines.base import ContainerEngine, HostFacts
 from podkernel.plan import Launch, new_launch
 from podkernel.relay import PortRelay
 from podkernel.settings import KernelSettings
+from podkernel.start_guard import StartGuard, Stopped, pidfd
 from podkernel.supervisor import Supervisor
 
 KERNEL = """
@@ -66,12 +68,18 @@ class FakeEngine(ContainerEngine):
     def containers(self, label):
         return []
 
+    def build_for(self, seconds: float) -> None:
+        """A 'build' that runs ``seconds``, through the engine's own streaming of build output."""
+        code = f"import os, time; print('build pid', os.getpid(), flush=True); time.sleep({seconds})"
+        self._stream(["-c", code], "fake build", "", show=lambda line: self.note(line.strip()))
+
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
         self.kernel = subprocess.Popen(
             [sys.executable, "-c", KERNEL, self.events], stdout=output, stderr=output, start_new_session=True
         )
         with open(launch.container_pidfile, "w", encoding="ascii") as handle:
             handle.write(str(self.kernel.pid))
+        self.note(f"kernel pid {self.kernel.pid}")
         self.note("run")
 
     def signal(self, container: str, signal_name: str) -> None:
@@ -94,10 +102,9 @@ class FakeEngine(ContainerEngine):
 
 
 def main() -> int:
+    guard = StartGuard(pidfd(os.getppid()))
     work_dir = sys.argv[1]
     engine = FakeEngine(work_dir, remove_fails="--remove-fails" in sys.argv)
-    private_dir = os.path.join(work_dir, "private")
-    os.mkdir(private_dir, 0o700)
     launch = new_launch(
         KernelSettings(name="fake", image="img"),
         "img",
@@ -105,15 +112,21 @@ def main() -> int:
         ports={},
         published_ports={},
         connection_file="connection.json",
-        private_dir=private_dir,
+        private_dir=os.path.join(work_dir, "private"),
         launcher_pid=os.getpid(),
         cwd=work_dir,
         userns=None,
         selinux=False,
     )
+    if "--build-seconds" in sys.argv:
+        engine.build_for(float(sys.argv[sys.argv.index("--build-seconds") + 1]))
     print("supervising", flush=True)
-    return Supervisor(engine, launch, private_dir, PortRelay({})).run([])
+    connection = Connection(ports={}, info={"key": "secret", "transport": "tcp"})
+    return Supervisor(engine, launch, PortRelay({}), guard).run([], connection)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Stopped:
+        sys.exit(0)

@@ -180,3 +180,10 @@ def test_table_cells_are_text_not_markup(capsys):
     print_table(["Name", "Detail"], [["Python [conda env:base]", "exec: [/bin/sh] not found"]])
     printed = capsys.readouterr().out
     assert "Python [conda env:base]" in printed and "[/bin/sh]" in printed
+
+
+def test_the_engine_runs_with_the_system_program_folders():
+    from podkernel.engines.base import missing_program_dirs
+
+    assert missing_program_dirs("/usr/bin:/bin") == ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+    assert missing_program_dirs("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") == []

@@ -1,6 +1,7 @@
 """The supervisor's paths with a fake engine (tests/unit/fake_engine.py): no Podman, milliseconds each."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -140,3 +141,76 @@ def test_launcher_killed_hands_over_to_the_watchdog(launcher, tmp_path):
     wait_for(lambda: watchdog_finished(tmp_path))
     wait_for(lambda: not pid_alive(pid))
     assert not (tmp_path / "private").exists()
+
+
+def build_pid(work: Path) -> int:
+    wait_for(lambda: any(line.startswith("build pid") for line in events(work)))
+    return next(int(line.split()[-1]) for line in events(work) if line.startswith("build pid"))
+
+
+def start_building(work: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(FAKE_ENGINE), str(work), "--build-seconds", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=launcher_env(),
+    )
+
+
+def test_sigterm_during_the_build_stops_it_and_leaves_nothing(tmp_path):
+    process = start_building(tmp_path)
+    build = build_pid(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert not pid_alive(build)
+    assert "run" not in events(tmp_path) and not (tmp_path / "private").exists()
+
+
+def test_frontend_gone_during_the_build_stops_it(tmp_path):
+    frontend = subprocess.Popen(
+        [sys.executable, "-c", FRONTEND, str(FAKE_ENGINE), str(tmp_path), "--build-seconds", "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=launcher_env(),
+    )
+    launcher_pid = int(frontend.stdout.readline())
+    build = build_pid(tmp_path)
+    frontend.kill()
+    frontend.wait()
+    wait_for(lambda: not pid_alive(launcher_pid))
+    assert not pid_alive(build)
+    assert "run" not in events(tmp_path) and not (tmp_path / "private").exists()
+
+
+def stop_a_start(work: Path, delay: float, signum: signal.Signals) -> None:
+    """Start the fake launcher, send ``signum`` after ``delay`` s, and check that nothing is left."""
+    process = subprocess.Popen(
+        [sys.executable, str(FAKE_ENGINE), str(work), "--build-seconds", "0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=launcher_env(),
+    )
+    time.sleep(delay)
+    process.send_signal(signum)
+    process.wait(timeout=10)
+    wait_for(lambda: not (work / "private").exists(), timeout=5)
+    for kernel in [int(line.split()[-1]) for line in events(work) if line.startswith("kernel pid")]:
+        # It ran: it must be gone, by the supervisor's hand or by the watchdog's.
+        wait_for(lambda: "remove 1" in events(work) or watchdog_finished(work), timeout=5)
+        wait_for(lambda pid=kernel: not pid_alive(pid), timeout=5)
+
+
+def test_a_stop_at_any_moment_of_a_start_leaves_nothing(tmp_path):
+    """SIGTERM or SIGKILL at a random moment of the start; the seed is in every failure message."""
+    seed = int.from_bytes(os.urandom(4), "big")
+    chooser = random.Random(seed)
+    for attempt in range(40):
+        work = tmp_path / str(attempt)
+        work.mkdir()
+        delay, signum = chooser.uniform(0, 0.4), chooser.choice([signal.SIGTERM, signal.SIGKILL])
+        try:
+            stop_a_start(work, delay, signum)
+        except AssertionError:
+            replay = f"seed {seed}, attempt {attempt}: {signum.name} after {delay:.3f} s"
+            raise AssertionError(f"left behind ({replay}): {events(work)}") from None

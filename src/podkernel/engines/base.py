@@ -36,12 +36,24 @@ class HostFacts(NamedTuple):
     runtime: str  # the OCI runtime and its version, for people to read
 
 
-# The watchdog: `flock` waits, without polling, for the lock the supervisor holds for its
-# whole life; the kernel releases it the instant the supervisor dies, however it dies. Then the
-# script kills the container's main process (pid in $2) at once, removes the private
-# directory ($1) and execs the rest: the command that removes the container.
-WATCHDOG_SCRIPT = 'kill -KILL "$(cat "$2" 2>/dev/null)" 2>/dev/null; rm -rf -- "$1"; shift 2; exec "$@"'
+# The watchdog: `read` waits, without polling, on a pipe whose other end only the supervisor
+# holds; the kernel closes it the instant the supervisor dies, however it dies. Then the script
+# kills the container's main process (pid in $2) at once, removes the private directory ($1)
+# and execs the rest: the command that removes the container.
+WATCHDOG_SCRIPT = 'read -r _; kill -KILL "$(cat "$2" 2>/dev/null)" 2>/dev/null; rm -rf -- "$1"; shift 2; exec "$@"'
 WATCHDOG_NAME = "podkernel-watchdog"
+
+
+# Where the tools that engines run live. Root Podman's network backend runs iptables from
+# /usr/sbin, which the PATH of services and desktop sessions often lacks ("netavark: No such
+# file or directory"); the launcher runs the engine with these appended where missing.
+SYSTEM_PROGRAM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def missing_program_dirs(path: str) -> list[str]:
+    """The system administration program folders that the search path ``path`` lacks."""
+    present = set(path.split(os.pathsep))
+    return [directory for directory in SYSTEM_PROGRAM_DIRS if directory not in present]
 
 
 def to_stderr(line: str) -> None:
@@ -67,6 +79,9 @@ class ContainerEngine(ABC):
     def executable(self) -> str:
         """The engine's command, found on PATH; a one-line error when it is not installed."""
         if self._executable is None:
+            search_path = os.environ.get("PATH", "")
+            if missing := missing_program_dirs(search_path):
+                os.environ["PATH"] = os.pathsep.join(filter(None, [search_path, *missing]))
             path = shutil.which(self.name)
             if path is None:
                 raise PodkernelError(f"{self.name} is not installed or not on PATH: {self.install_hint} and try again")
@@ -114,10 +129,15 @@ class ContainerEngine(ABC):
             bufsize=1,
         )
         assert process.stdout is not None
-        for line in process.stdout:
-            show(line)
-            if line.strip():
-                tail.append(line.rstrip())
+        try:
+            for line in process.stdout:
+                show(line)
+                if line.strip():
+                    tail.append(line.rstrip())
+        finally:  # a start stopped meanwhile (start_guard.Stopped) must not leave a build running
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         if process.wait() != 0:
             last = tail[-1] if tail else "no output"
             raise PodkernelError(f"{what} failed (exit {process.returncode}): {last} -- {advice}")
@@ -240,25 +260,15 @@ class ContainerEngine(ABC):
         """The containers (running or not) that carry ``label``, as records with Podman's JSON keys:
         ``Id``, ``Names``, ``Labels``, ``State``, ``Created`` (seconds since the epoch)."""
 
-    def start_watchdog(self, lock_path: str, private_dir: str, container: str, pidfile: str) -> subprocess.Popen:
-        """Start the watchdog, in a session of its own, for a supervisor that holds ``lock_path`` locked.
+    def start_watchdog(self, lifeline: int, private_dir: str, container: str, pidfile: str) -> subprocess.Popen:
+        """Start the watchdog, in a session of its own, reading the pipe end ``lifeline``.
 
-        When that lock is released (the supervisor is gone, however it died) the watchdog kills
-        the kernel's process, removes ``private_dir`` and removes the container.
+        When the pipe's other end closes (the supervisor is gone, however it died) the watchdog
+        kills the kernel's process, removes ``private_dir`` and removes the container.
         """
         return subprocess.Popen(
-            [
-                "flock",
-                lock_path,
-                "sh",
-                "-c",
-                WATCHDOG_SCRIPT,
-                WATCHDOG_NAME,
-                private_dir,
-                pidfile,
-                *self.remove_command(container),
-            ],
-            stdin=subprocess.DEVNULL,
+            ["sh", "-c", WATCHDOG_SCRIPT, WATCHDOG_NAME, private_dir, pidfile, *self.remove_command(container)],
+            stdin=lifeline,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
