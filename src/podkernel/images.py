@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 
 from .engines import ContainerEngine, OutputHandler, to_stderr
 from .errors import PodkernelError
 from .settings import KernelSettings
+
+
+def built_image_tag(kernel_name: str) -> str:
+    """The tag a ``--build`` kernel's current image carries, so that ``podman image prune`` keeps it.
+
+    Each build moves the tag to the new image; the image it replaces is left to prune.
+    """
+    repository = re.sub(r"[._-]*[^a-z0-9._-]+[._-]*|[._-]{2,}", "-", kernel_name.lower()).strip("._-") or "kernel"
+    return f"localhost/podkernel-build/{repository}:latest"
 
 
 def resolve_image(settings: KernelSettings, engine: ContainerEngine, show: OutputHandler = to_stderr) -> str:
@@ -17,7 +27,7 @@ def resolve_image(settings: KernelSettings, engine: ContainerEngine, show: Outpu
                 f"build directory {settings.build_dir} of kernel {settings.name!r} is gone: "
                 f"restore it, or reinstall the kernel with podkernel install --replace"
             )
-        return engine.build(settings.build_dir, settings.build_args, show)
+        return engine.build(settings.build_dir, settings.build_args, show, tag=built_image_tag(settings.name))
     assert settings.image is not None
     image_id = engine.image_id(settings.image)
     if image_id is None:

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager, start_new_kernel
 from nbclient import NotebookClient
+from podkernel.images import built_image_tag
 
 from helpers import podkernel
 from kernel_helpers import (
@@ -210,6 +211,16 @@ def test_build_kernel_picks_up_containerfile_changes_on_restart(install, tmp_pat
         manager.restart_kernel()
         client.wait_for_ready(timeout=120)
         assert execute(client, "print(open('/version').read())")[1].strip() == "second"
+
+
+def test_built_image_is_tagged_and_kept_by_prune(install, tmp_path):
+    """`podman image prune` deletes untagged images: each build kernel's current image has a tag."""
+    (tmp_path / "Containerfile").write_text(f"FROM {DEBIAN_IMAGE}\nRUN echo {tmp_path.name} > /built-for\n")
+    name = install("--build", str(tmp_path))
+    tag = built_image_tag(name)
+    built = podman("image", "inspect", "--format", "{{.Id}}", tag).strip()
+    podman("image", "prune", "--force")
+    assert podman("image", "inspect", "--format", "{{.Id}}", tag).strip() == built
 
 
 def test_build_command_prints_the_image_id(install):

@@ -96,3 +96,17 @@ def test_hand_edited_metadata_of_the_wrong_type_is_refused(changes, field):
 def test_metadata_that_is_no_object_is_refused(data):
     with pytest.raises(PodkernelError, match="reinstall it"):
         KernelSettings.from_metadata("k", data)
+
+
+@pytest.mark.parametrize(
+    "kernel, tag",
+    [
+        ("podkernel-python", "localhost/podkernel-build/podkernel-python:latest"),
+        ("My.Kernel__2", "localhost/podkernel-build/my.kernel-2:latest"),
+        ("..odd--name..", "localhost/podkernel-build/odd-name:latest"),
+    ],
+)
+def test_built_images_get_a_tag_of_their_kernel(kernel, tag):
+    from podkernel.images import built_image_tag
+
+    assert built_image_tag(kernel) == tag

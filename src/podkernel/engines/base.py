@@ -190,15 +190,15 @@ class ContainerEngine(ABC):
             show,
         )
 
-    def build(self, directory: str, build_args: list[str], show: OutputHandler = to_stderr) -> str:
-        """Build a directory's Containerfile with the user's build args; return the image ID."""
+    def build(self, directory: str, build_args: list[str], show: OutputHandler = to_stderr, tag: str = "") -> str:
+        """Build a directory's Containerfile with the user's build args (and ``tag``); return the image ID."""
         import tempfile
 
         handle, iidfile = tempfile.mkstemp(prefix="podkernel-", suffix=".iid")
         os.close(handle)
         try:
             self._stream(
-                ["build", *build_args, "--iidfile", iidfile, directory],
+                ["build", *build_args, *(["--tag", tag] if tag else []), "--iidfile", iidfile, directory],
                 f"{self.name} build {directory}",
                 "fix the Containerfile or the build args, then try again",
                 show,
