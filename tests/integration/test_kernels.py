@@ -12,7 +12,6 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager, start_new_kernel
 from nbclient import NotebookClient
-from podkernel.images import built_image_tag
 
 from helpers import podkernel
 from kernel_helpers import (
@@ -26,6 +25,7 @@ from kernel_helpers import (
     podman,
     running_kernel,
 )
+from podkernel.images import built_image_tag
 
 ENTRYPOINT_JSON = '--entrypoint=["/bin/sh", "-c"]'
 
