@@ -2,7 +2,7 @@
 
 It runs the container detached and then waits, holding no engine client, on the kernel's
 process, the frontend that started it, signals, the container's output (copied to its own
-stderr, the Jupyter log) and the port relay. SIGINT is forwarded into the container;
+stderr, the Jupyter log) and the port relay. SIGINT interrupts the kernel (see ContainerEngine.interrupt);
 SIGTERM, SIGHUP or the frontend going away stop and remove it. A watchdog in its own session
 removes the container and the private directory should the supervisor itself be killed.
 """
@@ -28,7 +28,7 @@ from .start_guard import STOPPING_SIGNALS, StartGuard, pidfd
 STOP_TIMEOUT_S = 1
 # How long a restarted kernel waits for the previous launcher to let go of the connection's ports.
 PORT_WAIT_S = 3.0
-FORWARDED_SIGNALS = {signal.SIGINT: "INT"}
+INTERRUPT = signal.SIGINT
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
 
@@ -92,7 +92,7 @@ class Supervisor:
         """
         wakeup_read, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_write)
-        for signum in (*FORWARDED_SIGNALS, *STOPPING_SIGNALS):
+        for signum in (INTERRUPT, *STOPPING_SIGNALS):
             signal.signal(signum, lambda *_: None)
         self._guard.hand_over()
         output_read, output_write = os.pipe2(os.O_CLOEXEC)
@@ -154,8 +154,8 @@ class Supervisor:
                     self._remove(STOP_TIMEOUT_S)
                     return EXIT_STOPPED
                 for signum in os.read(wakeup_read, 64):
-                    if signum in FORWARDED_SIGNALS:
-                        self.engine.signal(self.container, FORWARDED_SIGNALS[signum])
+                    if signum == INTERRUPT:
+                        self.engine.interrupt(self.container, kernel_pid)
                     elif signum in STOPPING_SIGNALS:
                         self._remove(STOP_TIMEOUT_S)
                         return EXIT_STOPPED

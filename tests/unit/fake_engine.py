@@ -12,6 +12,7 @@ the supervisor's private directory is WORK_DIR/private.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -47,6 +48,7 @@ class FakeEngine(ContainerEngine):
 
     def __init__(self, work_dir: str, remove_fails: bool = False):
         super().__init__()
+        self.work_dir = work_dir
         self.events = os.path.join(work_dir, "events")
         self.remove_fails = remove_fails
         self.kernel: subprocess.Popen | None = None
@@ -74,11 +76,12 @@ class FakeEngine(ContainerEngine):
         self._stream(["-c", code], "fake build", "", show=lambda line: self.note(line.strip()))
 
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
-        self.kernel = subprocess.Popen(
-            [sys.executable, "-c", KERNEL, self.events], stdout=output, stderr=output, start_new_session=True
-        )
-        with open(launch.container_pidfile, "w", encoding="ascii") as handle:
-            handle.write(str(self.kernel.pid))
+        # Behind a wrapper shell that does not exec, as many images' entrypoints are.
+        wrapped = f"{shlex.quote(sys.executable)} -c {shlex.quote(KERNEL)} {shlex.quote(self.events)}; echo after"
+        self.kernel = subprocess.Popen(["sh", "-c", wrapped], stdout=output, stderr=output, start_new_session=True)
+        for path in (launch.container_pidfile, os.path.join(self.work_dir, "container.pgid")):
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(str(self.kernel.pid))
         self.note(f"kernel pid {self.kernel.pid}")
         self.note("run")
 
@@ -91,14 +94,15 @@ class FakeEngine(ContainerEngine):
         self.note(f"remove {stop_timeout}")
         if self.remove_fails:
             return False
-        if self.kernel is not None:
-            self.kernel.terminate()
+        if self.kernel is not None:  # the whole "container": the wrapper's process group
+            os.killpg(self.kernel.pid, signal.SIGTERM)
             self.kernel.wait()
         return True
 
     def remove_command(self, container: str) -> list[str]:
-        """The watchdog's removal: note it, so that a test sees the hand-off."""
-        return ["sh", "-c", f'echo "watchdog removed" >> "{self.events}"']
+        """The watchdog's removal: the wrapper's process group, noted so that a test sees the hand-off."""
+        group = os.path.join(self.work_dir, "container.pgid")  # outside the private dir, which goes first
+        return ["sh", "-c", f'kill -KILL -- -"$(cat {group})"; echo "watchdog removed" >> "{self.events}"']
 
 
 def main() -> int:

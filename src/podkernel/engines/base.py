@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from abc import ABC, abstractmethod
@@ -54,6 +55,36 @@ def missing_program_dirs(path: str) -> list[str]:
     """The system administration program folders that the search path ``path`` lacks."""
     present = set(path.split(os.pathsep))
     return [directory for directory in SYSTEM_PROGRAM_DIRS if directory not in present]
+
+
+# The inits that engines run as a container's main process (--init): they forward signals.
+INIT_PROGRAMS = ("catatonit", "tini", "docker-init", "dumb-init")
+
+
+def container_processes(main_pid: int) -> list[int]:
+    """A container's processes as the host sees them: its main process's descendants, and the
+    main process itself unless it is an init; read from /proc, where anyone may read ``stat``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, waiting = [], list(children.get(main_pid, []))
+    while waiting:
+        pid = waiting.pop()
+        found.append(pid)
+        waiting += children.get(pid, [])
+    try:
+        with open(f"/proc/{main_pid}/comm", encoding="utf-8", errors="replace") as handle:
+            is_init = handle.read().strip() in INIT_PROGRAMS
+    except OSError:
+        return found
+    return found if is_init else [main_pid, *found]
 
 
 def to_stderr(line: str) -> None:
@@ -232,6 +263,27 @@ class ContainerEngine(ABC):
                 f"podkernel: could not send SIG{signal_name} to {container}: {' '.join(result.stderr.split())}",
                 file=sys.stderr,
             )
+
+    def interrupt(self, container: str, main_pid: int) -> None:
+        """Interrupt the kernel as Ctrl-C would: SIGINT to every process of the container but its init.
+
+        The kernel need not be the init's direct child: an entrypoint script or a ``sh -c``
+        wrapper that does not ``exec`` stands between them in many images, and the init
+        forwards a signal to its child alone. A wrapper shell that gets SIGINT too waits for
+        its child, as it does on Ctrl-C in a terminal. The processes are found in the host's
+        /proc (``main_pid`` is the container's main process, as the host sees it); where they
+        may not be signalled from here, the engine forwards the signal to the init instead.
+        """
+        targets = container_processes(main_pid)
+        try:
+            for pid in targets:
+                os.kill(pid, signal.SIGINT)
+        except PermissionError:
+            targets = []
+        except ProcessLookupError:
+            pass
+        if not targets:
+            self.signal(container, "INT")
 
     def _is_gone(self, result: subprocess.CompletedProcess) -> bool:
         """Whether a failed command failed only because its container no longer exists or runs."""
