@@ -102,7 +102,7 @@ class FakeEngine(ContainerEngine):
     def remove_command(self, container: str) -> list[str]:
         """The watchdog's removal: the wrapper's process group, noted so that a test sees the hand-off."""
         group = os.path.join(self.work_dir, "container.pgid")  # outside the private dir, which goes first
-        return ["sh", "-c", f'kill -KILL -- -"$(cat {group})"; echo "watchdog removed" >> "{self.events}"']
+        return ["sh", "-c", f'kill -KILL -"$(cat {group})"; echo "watchdog removed" >> "{self.events}"']
 
 
 def main() -> int:
