@@ -12,10 +12,12 @@ netfilter rules, after a restart). The README's "How a kernel runs" tells the wh
 from __future__ import annotations
 
 import os
-import selectors
+import resource
 import socket
 import threading
 import time
+
+from .splicer import Splicer
 
 # How often the relay asks whether the kernel listens yet: often at first, rarely after a while.
 PROBE_INTERVAL_S = 0.02
@@ -31,7 +33,6 @@ PROBE_TIMEOUT_S = 1.0
 SUBSCRIPTION_SETTLE_S = 0.05
 IOPUB_HEAD_START_S = 0.25
 LAST_TO_OPEN = ("shell_port", "control_port")
-CHUNK_BYTES = 65536
 # How often a port still held by the previous launcher (a restart) is tried again.
 PORT_RETRY_INTERVAL_S = 0.02
 # How many ports below the ephemeral range spare ports are drawn from.
@@ -108,36 +109,12 @@ def kernel_answers(port: int) -> bool:
         return False
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Copy ``source`` to ``target`` until either ends; then shut both, which ends the other direction too."""
-    try:
-        while data := source.recv(CHUNK_BYTES):
-            target.sendall(data)
-    except OSError:
-        pass
-    for end in (source, target):
-        try:
-            end.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _splice(client: socket.socket, upstream: socket.socket) -> None:
-    """Copy both ways between a frontend's connection and the published port, then close both."""
-    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-    back.start()
-    _pump(client, upstream)
-    back.join()
-    client.close()
-    upstream.close()
-
-
 class PortRelay:
     """Stands in front of one kernel's ``ports`` (the connection file's, by key).
 
     Creating it holds a spare port for each (``published_ports``, for the engine to publish
     the kernel on); :meth:`hold_connection_ports` holds the connection file's ports before the
-    container starts, and :meth:`start` relays them, in daemon threads, once the kernel
+    container starts, and :meth:`start` relays them, in one daemon thread, once the kernel
     answers. Should listening fail, ``error`` says why and ``failed`` (a file descriptor to
     poll) becomes readable.
     """
@@ -174,27 +151,39 @@ class PortRelay:
         """Let go of the spare ports, where the engine's proxy listens now, and relay once the kernel answers."""
         for spare in self._spares.values():
             spare.close()
+        _, most = resource.getrlimit(resource.RLIMIT_NOFILE)  # each relayed connection takes two
+        resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
         threading.Thread(target=self._serve, name="podkernel-relay", daemon=True).start()
 
     def _serve(self) -> None:
+        try:
+            self._relay()
+        except Exception as error:  # any failure here leaves the kernel unreachable: say so
+            self._fail(f"the port relay failed ({error})")
+
+    def _fail(self, message: str) -> None:
+        self.error = f"{message}: restart the kernel"
+        os.write(self._failed_write, b"!")
+
+    def _relay(self) -> None:
         self._wait_for_kernel()
         try:
             for holder in self._held.values():
                 listen_on_held(holder)
         except OSError as error:
-            self.error = f"cannot listen on this kernel's ports ({error.strerror}): restart the kernel"
-            os.write(self._failed_write, b"!")
+            self._fail(f"cannot listen on this kernel's ports ({error.strerror})")
             return
-        selector = selectors.DefaultSelector()
-        self._register([key for key in self._held if key not in LAST_TO_OPEN], selector)
+        splicer = Splicer(self.published_ports.__getitem__)
+        for key in self._held:
+            if key not in LAST_TO_OPEN:
+                splicer.listen(self._held[key], key)
         deadline = time.monotonic() + IOPUB_HEAD_START_S
-        while (now := time.monotonic()) < deadline:
-            for relayed in self._accept(selector, timeout=deadline - now):
-                if relayed == "iopub_port":
-                    deadline = min(deadline, time.monotonic() + SUBSCRIPTION_SETTLE_S)
-        self._register([key for key in self._held if key in LAST_TO_OPEN], selector)
-        while True:
-            self._accept(selector, timeout=None)
+        if splicer.run(until=deadline, watch="iopub_port"):
+            splicer.run(until=min(deadline, time.monotonic() + SUBSCRIPTION_SETTLE_S))
+        for key in LAST_TO_OPEN:
+            if key in self._held:
+                splicer.listen(self._held[key], key)
+        splicer.run()
 
     def _wait_for_kernel(self) -> None:
         started = time.monotonic()
@@ -204,22 +193,3 @@ class PortRelay:
             if waiting:
                 slow = time.monotonic() - started > SLOW_PROBE_AFTER_S
                 time.sleep(SLOW_PROBE_INTERVAL_S if slow else PROBE_INTERVAL_S)
-
-    def _register(self, keys: list[str], selector: selectors.BaseSelector) -> None:
-        for key in keys:
-            selector.register(self._held[key], selectors.EVENT_READ, key)
-
-    def _accept(self, selector: selectors.BaseSelector, timeout: float | None) -> list[str]:
-        """Relay the new connections waiting on the listeners in ``selector``; return their ports' keys."""
-        relayed = []
-        for selected, _ in selector.select(timeout):
-            try:
-                client, _ = selected.fileobj.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.published_ports[selected.data]))
-            except OSError:  # the frontend gave up at once, or the container is going away
-                continue
-            for end in (client, upstream):
-                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_splice, args=(client, upstream), daemon=True).start()
-            relayed.append(selected.data)
-        return relayed
