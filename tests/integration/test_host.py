@@ -92,7 +92,12 @@ def test_doctor_warns_about_vfs_storage(tmp_path):
     conf = tmp_path / "config" / "containers" / "storage.conf"  # where rootless Podman reads it
     conf.parent.mkdir(parents=True)
     conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{tmp_path}/run"\ngraphroot = "{tmp_path}/graph"\n')
-    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    # Root's Podman reads CONTAINERS_STORAGE_CONF; rootless Podman given it keeps the driver its
+    # database recorded ("overwritten by graph driver from database"), but reads XDG_CONFIG_HOME's.
+    env = dict(
+        os.environ,
+        **({"XDG_CONFIG_HOME": str(tmp_path / "config")} if ROOTLESS else {"CONTAINERS_STORAGE_CONF": str(conf)}),
+    )
     result = podkernel("doctor", "--image", DEBIAN_IMAGE, env=env)
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
     assert rows["Storage"].split("│")[2].strip() == "warning", result.stdout
