@@ -1,8 +1,12 @@
 """Integration fixtures: real Podman, real test images, real kernels, and a check that nothing is left."""
 
+import json
+import os
 import shutil
+import socket
 import subprocess
 import unittest
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +42,49 @@ def install(jupyter_dirs):
         return first_line.split()[2]
 
     return run
+
+
+class Intruder:
+    """Another local user attacking kernels' ports (tests/integration/intruder.py), through its socket."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def request(self, **request) -> dict:
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(self.path)
+            connection.sendall(json.dumps(request).encode() + b"\n")
+            answer = json.loads(connection.makefile().readline())
+        assert answer["uid"] != os.getuid(), "the intruder must be another user"
+        return answer
+
+
+@pytest.fixture(scope="session")
+def intruder():
+    """As root, started here as nobody; in the rootless run, scripts/test-rootless starts it."""
+    path = os.environ.get("PODKERNEL_TEST_INTRUDER")
+    process = None
+    if not path:
+        if os.geteuid() != 0:
+            pytest.fail("no intruder: run these tests as root, or through scripts/test-rootless")
+        path = f"/tmp/podkernel-intruder-{os.getpid()}.sock"
+        process = subprocess.Popen(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                (Path(__file__).with_name("intruder.py")).read_text(),
+                path,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout.readline().strip() == "ready"
+    yield Intruder(path)
+    if process is not None:
+        process.kill()
+        process.wait()
+        os.unlink(path)

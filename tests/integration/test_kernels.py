@@ -213,6 +213,20 @@ def test_build_kernel_picks_up_containerfile_changes_on_restart(install, tmp_pat
         assert execute(client, "print(open('/version').read())")[1].strip() == "second"
 
 
+def test_a_frontend_without_sbin_on_its_path_starts_kernels(install):
+    """Services and desktop sessions often run without /usr/sbin on PATH, where root Podman's
+    network backend finds iptables ("netavark: No such file or directory" without it)."""
+    name = install(DEBIAN_IMAGE)
+    manager, client = start_new_kernel(
+        kernel_name=name, startup_timeout=120, env=dict(os.environ, PATH="/usr/local/bin:/usr/bin:/bin")
+    )
+    try:
+        assert execute(client, "print(6 * 7)")[1].strip() == "42"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel()
+
+
 def test_built_image_is_tagged_and_kept_by_prune(install, tmp_path):
     """`podman image prune` deletes untagged images: each build kernel's current image has a tag."""
     (tmp_path / "Containerfile").write_text(f"FROM {DEBIAN_IMAGE}\nRUN echo {tmp_path.name} > /built-for\n")

@@ -220,6 +220,34 @@ def test_signal_interrupt_python(install, attempt):
         assert execute(client, "print(kept)")[1].strip() == "kept"
 
 
+# Kernels behind a wrapper that does not exec them, as real images' entrypoints often are: the
+# container's init forwards a signal to its direct child alone.
+WRAPPERS = {
+    "bash": ["bash", "-c", 'python3 -m ipykernel_launcher -f "$PODKERNEL_CONNECTION_FILE"; echo kernel ended'],
+    "sh": ["sh", "-c", 'cd /; python3 -m ipykernel_launcher -f "$PODKERNEL_CONNECTION_FILE"; echo kernel ended'],
+    "script": [
+        "sh",
+        "-c",
+        'printf "#!/bin/sh\\nset -e\\npython3 -m ipykernel_launcher -f \\"\\$1\\"\\n" > /tmp/entry'
+        ' && chmod +x /tmp/entry && /tmp/entry "$PODKERNEL_CONNECTION_FILE"',
+    ],
+}
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+def test_signal_interrupt_reaches_a_kernel_behind_a_wrapper(install, wrapper):
+    name = install("--interrupt-mode", "signal", DEBIAN_IMAGE, "--", *WRAPPERS[wrapper])
+    with running_kernel(name) as (manager, client):
+        execute(client, "kept = 'kept'")
+        reply, elapsed = interrupt_running_cell(
+            manager, client, "import time\nfor _ in range(600): time.sleep(0.1)", manager.interrupt_kernel
+        )
+        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+        assert elapsed < 1
+        assert manager.is_alive()
+        assert execute(client, "print(kept)")[1].strip() == "kept"
+
+
 @pytest.mark.parametrize("attempt", REPEATS)
 def test_signal_interrupt_r(install, attempt):
     name = install("--interrupt-mode", "signal", "--language", "R", IRKERNEL_IMAGE)

@@ -1,0 +1,61 @@
+"""Nobody but the kernel's user gets at it: another local user tries to take its ports and to
+exhaust the launcher's descriptors (tests/integration/intruder.py, running as that other user)."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+from kernel_helpers import DEBIAN_IMAGE, execute, running_kernel
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def test_another_user_cannot_take_the_ports_while_the_kernel_starts(install, intruder):
+    """The ports are held from the launcher's first moments; a port held with SO_REUSEADDR and not
+    listening could be bound by any user, who would then receive the frontend's connections."""
+    manager = KernelManager(kernel_name=install(DEBIAN_IMAGE))
+    manager.start_kernel()
+    try:
+        ports = [getattr(manager, name) for name in PORT_NAMES]
+        answer = intruder.request(take=ports, seconds=4)
+        assert answer["took"] == [], f"user {answer['uid']} took port(s) {answer['took']} of the kernel"
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        assert execute(client, "print(6 * 7)")[1].strip() == "42"
+        assert intruder.request(take=ports, seconds=0.5)["took"] == []  # nor once it runs
+        client.stop_channels()
+    finally:
+        manager.shutdown_kernel()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_flood_of_connections_from_another_user_does_not_break_the_launcher(install, intruder):
+    with running_kernel(install(DEBIAN_IMAGE)) as (manager, client):
+        launcher = manager.provisioner.process.pid
+        flood = threading.Thread(
+            target=intruder.request, kwargs={"flood": manager.shell_port, "count": 5000, "seconds": 6}
+        )
+        before = cpu_seconds(launcher)
+        flood.start()
+        time.sleep(3)
+        # The frontend's own connections keep working, and the launcher does not spin.
+        assert execute(client, "print('during the flood')", timeout=30)[1].strip() == "during the flood"
+        flood.join()
+        assert cpu_seconds(launcher) - before < 4, "the launcher spun during the flood"
+        assert manager.is_alive()
+        # After it, a new frontend connects as before.
+        other = manager.client()
+        other.start_channels()
+        try:
+            other.wait_for_ready(timeout=30)
+            assert execute(other, "print('after the flood')")[1].strip() == "after the flood"
+        finally:
+            other.stop_channels()
