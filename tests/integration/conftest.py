@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import unittest
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def intruder():
         process.kill()
         process.wait()
         os.unlink(path)
+
+
+@pytest.fixture
+def docker_host(tmp_path, monkeypatch):
+    """A Docker-compatible API on a private socket (podman system service), as DOCKER_HOST."""
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on this machine")
+    socket_path = tmp_path / "podman.sock"
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket_path}")
+    deadline = time.monotonic() + 30
+    while subprocess.run(["docker", "version"], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline and service.poll() is None, "podman system service did not come up"
+        time.sleep(0.2)
+    yield
+    service.terminate()
+    service.wait(timeout=30)

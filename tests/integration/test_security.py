@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from jupyter_client.manager import KernelManager
 
 from kernel_helpers import DEBIAN_IMAGE, execute, running_kernel
@@ -13,10 +14,13 @@ from kernel_helpers import DEBIAN_IMAGE, execute, running_kernel
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
-def test_another_user_cannot_take_the_ports_while_the_kernel_starts(install, intruder):
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_another_user_cannot_take_the_ports_while_the_kernel_starts(install, intruder, engine, request):
     """The ports are held from the launcher's first moments; a port held with SO_REUSEADDR and not
     listening could be bound by any user, who would then receive the frontend's connections."""
-    manager = KernelManager(kernel_name=install(DEBIAN_IMAGE))
+    if engine == "docker":
+        request.getfixturevalue("docker_host")
+    manager = KernelManager(kernel_name=install("--engine", engine, DEBIAN_IMAGE))
     manager.start_kernel()
     try:
         ports = [getattr(manager, name) for name in PORT_NAMES]
