@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 
+from .errors import PodkernelError
 from .splicer import Splicer
 
 # How often the relay asks whether the kernel listens yet: often at first, rarely after a while.
@@ -33,7 +34,9 @@ PROBE_TIMEOUT_S = 1.0
 SUBSCRIPTION_SETTLE_S = 0.05
 IOPUB_HEAD_START_S = 0.25
 LAST_TO_OPEN = ("shell_port", "control_port")
-# How often a port still held by the previous launcher (a restart) is tried again.
+# How long a restarted kernel waits for the previous launcher to let go of the connection's
+# ports, and how often it tries them meanwhile.
+PORT_WAIT_S = 3.0
 PORT_RETRY_INTERVAL_S = 0.02
 # How many ports below the ephemeral range spare ports are drawn from.
 SPARE_RANGE = 8000
@@ -127,8 +130,8 @@ class PortRelay:
         self.error = ""
         self.failed, self._failed_write = os.pipe2(os.O_CLOEXEC)
 
-    def hold_connection_ports(self, wait_s: float = 0.0) -> list[int]:
-        """Hold the connection file's ports, refusing connections for now; return those another program has.
+    def hold_connection_ports(self, wait_s: float = PORT_WAIT_S) -> None:
+        """Hold the connection file's ports, refusing connections for now, or say which another program has.
 
         A restart reuses the ports, and the previous launcher holds them until it has exited:
         taken ports are tried again for up to ``wait_s`` seconds.
@@ -143,8 +146,13 @@ class PortRelay:
                     self._held[key] = hold_port(port)
                 except OSError:
                     taken.append(port)
-            if not taken or time.monotonic() >= deadline:
-                return taken
+            if not taken:
+                return
+            if time.monotonic() >= deadline:
+                raise PodkernelError(
+                    f"port(s) {', '.join(map(str, taken))} of this kernel are taken by another program: "
+                    "restart the kernel so that Jupyter picks new ports, or stop that program"
+                )
             time.sleep(PORT_RETRY_INTERVAL_S)
 
     def start(self) -> None:

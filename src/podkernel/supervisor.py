@@ -26,8 +26,6 @@ from .start_guard import STOPPING_SIGNALS, StartGuard, pidfd
 # Seconds a kernel gets to exit on SIGTERM before SIGKILL: jupyter_client SIGKILLs the launcher
 # 2.5 s after its own SIGTERM, and the whole stop must be over by then.
 STOP_TIMEOUT_S = 1
-# How long a restarted kernel waits for the previous launcher to let go of the connection's ports.
-PORT_WAIT_S = 3.0
 INTERRUPT = signal.SIGINT
 EXIT_STOPPED = 0
 EXIT_KERNEL_ENDED = 1
@@ -53,13 +51,6 @@ def _drain_to_stderr(fd: int) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _ports_taken(ports: list[int]) -> str:
-    return (
-        f"port(s) {', '.join(map(str, ports))} of this kernel are taken by another program: "
-        f"restart the kernel so that Jupyter picks new ports, or stop that program"
-    )
 
 
 def _read_pid(path: str) -> int | None:
@@ -100,8 +91,6 @@ class Supervisor:
             self._start_watchdog()
             make_private_dir(self.private_dir)
             write_container_copy(connection, self.launch.connection_copy, any_user=self.engine.copy_for_any_user)
-            if taken := self._relay.hold_connection_ports(PORT_WAIT_S):
-                raise PodkernelError(_ports_taken(taken))
             self._container_gone = False
             try:
                 self.engine.run_detached(run_args, output_write, self.launch)

@@ -2,6 +2,7 @@
 exhaust the launcher's descriptors (tests/integration/intruder.py, running as that other user)."""
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -20,11 +21,14 @@ def test_another_user_cannot_take_the_ports_while_the_kernel_starts(install, int
     listening could be bound by any user, who would then receive the frontend's connections."""
     if engine == "docker":
         request.getfixturevalue("docker_host")
-    manager = KernelManager(kernel_name=install("--engine", engine, DEBIAN_IMAGE))
+    # A kernel that takes 4 s to listen: its ports are held, not listening, all that time.
+    slow_kernel = ["sh", "-c", 'sleep 4; exec python3 -m ipykernel_launcher -f "$PODKERNEL_CONNECTION_FILE"']
+    manager = KernelManager(kernel_name=install("--engine", engine, DEBIAN_IMAGE, "--", *slow_kernel))
     manager.start_kernel()
     try:
         ports = [getattr(manager, name) for name in PORT_NAMES]
-        answer = intruder.request(take=ports, seconds=4)
+        wait_until_held(ports)
+        answer = intruder.request(take=ports, seconds=3)
         assert answer["took"] == [], f"user {answer['uid']} took port(s) {answer['took']} of the kernel"
         client = manager.client()
         client.start_channels()
@@ -34,6 +38,23 @@ def test_another_user_cannot_take_the_ports_while_the_kernel_starts(install, int
         client.stop_channels()
     finally:
         manager.shutdown_kernel()
+
+
+def wait_until_held(ports: list[int], timeout: float = 60) -> None:
+    """Until the launcher holds every port: binding it fails, and connecting to it is refused."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = 0
+        for port in ports:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    held += 1
+        if held == len(ports):
+            return
+        assert time.monotonic() < deadline, "the launcher did not hold the kernel's ports"
+        time.sleep(0.01)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from podkernel import relay
+from podkernel.errors import PodkernelError
 from podkernel.relay import PortRelay, hold_port, hold_spare_port, kernel_answers
 
 GREETING = b"\xff" + bytes(8) + b"\x7f"  # how a ZeroMQ peer's greeting begins
@@ -162,7 +163,7 @@ def test_kernel_answers_only_when_a_kernel_greets():
 def started_relay(ports: dict[str, int]) -> tuple[PortRelay, list[StandInKernel]]:
     """A relay for ``ports`` whose stand-in kernels are not listening yet."""
     the_relay = PortRelay(ports)
-    assert the_relay.hold_connection_ports() == []
+    the_relay.hold_connection_ports()
     kernels = [StandInKernel(port) for port in the_relay.published_ports.values()]
     the_relay.start()  # lets go of the spare ports: the stand-ins take them below
     return the_relay, kernels
@@ -241,7 +242,8 @@ def test_a_connection_ends_when_the_frontend_ends_it():
 def test_a_connection_port_held_by_another_program_is_reported():
     port = free_port()
     with socket.create_server(("127.0.0.1", port)):
-        assert PortRelay({"shell_port": port}).hold_connection_ports() == [port]
+        with pytest.raises(PodkernelError, match=f"port\\(s\\) {port} of this kernel are taken"):
+            PortRelay({"shell_port": port}).hold_connection_ports(wait_s=0.1)
 
 
 TAKEOVER = """
@@ -278,7 +280,7 @@ def test_a_restart_holds_ports_that_the_previous_launcher_releases_while_it_wait
     threading.Timer(0.3, stop_listening, args=(previous,)).start()
     the_relay = PortRelay({"shell_port": port})
     started = time.monotonic()
-    assert the_relay.hold_connection_ports(wait_s=5) == []
+    the_relay.hold_connection_ports(wait_s=5)
     assert 0.3 <= time.monotonic() - started < 2
 
 

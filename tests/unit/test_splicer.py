@@ -126,7 +126,7 @@ def test_a_relay_that_fails_says_so(monkeypatch):
         connection_port = probe.getsockname()[1]
     the_relay = relay.PortRelay({"shell_port": connection_port})
     the_relay.published_ports = {"shell_port": echo_server().getsockname()[1]}  # a "kernel" that listens
-    assert the_relay.hold_connection_ports() == []
+    the_relay.hold_connection_ports()
     the_relay.start()
     readable, _, _ = select.select([the_relay.failed], [], [], 5)
     assert readable == [the_relay.failed]

@@ -31,9 +31,10 @@ def start(name: str, connection_file: str, resource_dir: str | None = None, fron
     guard = StartGuard(frontend)
     settings = kernelspecs.load(name, resource_dir).settings
     connection = read_connection_file(connection_file)
+    relay = PortRelay(connection.ports)
+    relay.hold_connection_ports()  # before the build, which can take minutes: the frontend has let go of them
     engine = container_engine(settings.engine)
     image_id = resolve_image(settings, engine)
-    relay = PortRelay(connection.ports)
     launch = new_launch(
         settings,
         image_id,
