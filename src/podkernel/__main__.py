@@ -6,14 +6,16 @@ and must stay quick and small.
 
 from __future__ import annotations
 
-import os
 import sys
 
 
 def _start(args: list[str]) -> int:
-    from .start_guard import Stopped, pidfd
+    from .start_guard import Stopped, frontend_pidfd
 
-    frontend = pidfd(os.getppid())  # first of all: the frontend may die while this starts
+    try:
+        frontend = frontend_pidfd()  # first of all: the frontend may die while this starts
+    except Stopped:
+        return 0
     from .errors import PodkernelError
 
     if len(args) not in (2, 3) or args[0].startswith("-"):

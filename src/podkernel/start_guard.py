@@ -4,7 +4,7 @@ Building or pulling the image can take minutes. Should the frontend die, or SIGT
 arrive meanwhile, the start stops (:class:`Stopped` unwinds it, and the build in progress is
 killed on the way) instead of starting a kernel nobody will ever stop. The frontend is the
 process that started the launcher: it is pinned with a pidfd at once, so that its death is
-seen even when it happens before this guard exists (the parent would be init by then).
+seen even when it happens before this guard exists (see :func:`frontend_pidfd`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import threading
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Stopped(Exception):
-    """The frontend went away, or the launcher was told to stop, before the kernel ran."""
+class Stopped(BaseException):
+    """The frontend went away, or the launcher was told to stop, before the kernel ran.
+
+    A BaseException, as KeyboardInterrupt is, so that no ``except Exception`` on the way swallows it."""
 
 
 def pidfd(pid: int) -> int | None:
@@ -27,6 +29,29 @@ def pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         return None
+
+
+def frontend_pidfd() -> int | None:
+    """A pidfd of the frontend that started this launcher; raises :class:`Stopped` if it is gone already.
+
+    jupyter_client names itself in ``JPY_PARENT_PID``: a launcher whose parent is another
+    process while that one no longer exists was reparented, because its frontend died before
+    the launcher could even look (watching the new parent, init, would wait for ever).
+    """
+    parent = os.getppid()
+    named = os.environ.get("JPY_PARENT_PID", "")
+    if named.isdigit() and int(named) != parent and not _exists(int(named)):
+        raise Stopped("the frontend is gone")
+    return pidfd(parent)
+
+
+def _exists(pid: int) -> bool:
+    """Whether ``pid`` is a live process: a dead frontend stays a zombie until its own parent reaps it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class StartGuard:

@@ -131,7 +131,7 @@ class Cycle:
         return kill
 
     def __str__(self) -> str:
-        return f"{self.kernel} {self.what_happened} at {self.moment:.3f} s"
+        return f"{self.kernel} {self.what_happened} at {self.moment:.3f} s (launchers {self.launchers})"
 
 
 @pytest.mark.cleanup_grace(GRACE_S)
@@ -142,8 +142,12 @@ def test_random_kills_leave_nothing_behind(install, tmp_path):
     build_dir.mkdir()
     (build_dir / "Containerfile").write_text(f"FROM {DEBIAN_IMAGE}\nCOPY stamp /stamp\nRUN cat /stamp\n")
     (build_dir / "stamp").write_text("0")
-    kernels = [install(DEBIAN_IMAGE), install(PYPI_IMAGE), install("--interrupt-mode", "signal", DEBIAN_IMAGE)]
-    build_kernel = install("--build", str(build_dir))
+    kernels = [
+        install(DEBIAN_IMAGE),
+        install(PYPI_IMAGE),
+        install("--name", "soak-signal", "--interrupt-mode", "signal", DEBIAN_IMAGE),
+    ]
+    build_kernel = install("--name", "soak-build", "--build", str(build_dir))
     cycles = [
         Cycle(
             build_kernel if index % 4 == 3 else chooser.choice(kernels),
