@@ -102,14 +102,24 @@ def _ephemeral_low() -> int:
 
 
 def kernel_answers(port: int) -> bool:
-    """Whether the kernel listens behind published ``port``: the proxy does not drop a connection to it."""
+    """Whether the kernel listens behind published ``port``: the proxy does not drop a connection to it.
+
+    A connection that is not even established in time is no answer: rootful Podman translates
+    the port to the container's address before the container's network is up, and its SYN is
+    lost. An established connection that stays silent is taken as one (a kernel that does not
+    greet first).
+    """
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) as probe:
-            return bool(probe.recv(1))
-    except TimeoutError:
-        return True
+        probe = socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S)
     except OSError:
         return False
+    with probe:
+        try:
+            return bool(probe.recv(1))
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
 
 
 class PortRelay:

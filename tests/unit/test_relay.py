@@ -160,6 +160,27 @@ def test_kernel_answers_only_when_a_kernel_greets():
         kernel.close()
 
 
+def test_a_port_whose_connection_is_never_established_is_no_answer():
+    """As rootful Podman's translation to a container whose network is not up yet: SYNs are lost.
+    Here a listener with a full accept queue drops them."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    for _ in range(3):
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        waiting.connect_ex(("127.0.0.1", port))
+        queued.append(waiting)
+    time.sleep(0.2)
+    try:
+        assert not kernel_answers(port)
+    finally:
+        for each in (*queued, server):
+            each.close()
+
+
 def started_relay(ports: dict[str, int]) -> tuple[PortRelay, list[StandInKernel]]:
     """A relay for ``ports`` whose stand-in kernels are not listening yet."""
     the_relay = PortRelay(ports)
