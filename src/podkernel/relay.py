@@ -154,6 +154,11 @@ class PortRelay:
                     continue
                 try:
                     self._held[key] = hold_port(port)
+                except PermissionError:
+                    raise PodkernelError(
+                        f"port {port} of this kernel is a privileged port this user may not use: "
+                        "restart the kernel so that Jupyter picks new ports"
+                    ) from None
                 except OSError:
                     taken.append(port)
             if not taken:

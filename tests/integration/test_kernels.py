@@ -280,14 +280,19 @@ def test_start_with_missing_image_fails_in_one_line(install, jupyter_dirs, tmp_p
     name = install(tag)
     podman("untag", tag, tag)
     connection = tmp_path / "connection.json"
+    free_ports = []
+    for _ in range(5):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free_ports.append(probe.getsockname()[1])
     connection.write_text(
         json.dumps(
             {
-                "shell_port": 1,
-                "iopub_port": 2,
-                "stdin_port": 3,
-                "control_port": 4,
-                "hb_port": 5,
+                "shell_port": free_ports[0],
+                "iopub_port": free_ports[1],
+                "stdin_port": free_ports[2],
+                "control_port": free_ports[3],
+                "hb_port": free_ports[4],
                 "ip": "127.0.0.1",
                 "key": "k",
                 "transport": "tcp",
