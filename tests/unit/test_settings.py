@@ -110,3 +110,25 @@ def test_built_images_get_a_tag_of_their_kernel(kernel, tag):
     from podkernel.images import built_image_tag
 
     assert built_image_tag(kernel) == tag
+
+
+def test_the_key_never_goes_into_a_runtime_dir_that_is_not_the_users_own(tmp_path, monkeypatch):
+    """Root under `su` or `sudo -E` keeps another user's XDG_RUNTIME_DIR, whose owner could swap its contents."""
+    import os
+
+    from podkernel.connection import make_private_dir, private_dir_path
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert os.path.dirname(private_dir_path()) == str(runtime)
+    runtime.chmod(0o777)  # others may write in it
+    assert os.path.dirname(private_dir_path()) == str(tmp_path)
+    if os.geteuid() == 0:
+        runtime.chmod(0o700)
+        os.chown(runtime, 65534, 65534)  # another user's
+        assert os.path.dirname(private_dir_path()) == str(tmp_path)
+    path = private_dir_path()
+    make_private_dir(path)
+    assert os.stat(path).st_mode & 0o777 == 0o700
