@@ -38,6 +38,8 @@ LAST_TO_OPEN = ("shell_port", "control_port")
 # ports, and how often it tries them meanwhile.
 PORT_WAIT_S = 3.0
 PORT_RETRY_INTERVAL_S = 0.02
+# How long a connection to a held spare port may take to be refused (it is at once, locally).
+STALE_PROBE_TIMEOUT_S = 0.2
 # How many ports below the ephemeral range spare ports are drawn from.
 SPARE_RANGE = 8000
 
@@ -77,7 +79,9 @@ def hold_spare_port() -> socket.socket:
     Jupyter picks kernel ports in the ephemeral range, so a spare port from below it is never
     another kernel's connection port, even one not held yet. It is bound without SO_REUSEADDR,
     so that no other launcher takes it too, and given SO_REUSEADDR after, so that the engine's
-    proxy (a Go listener, which sets it) can still listen there.
+    proxy (a Go listener, which sets it) can still listen there. A port whose connections are
+    not refused while it is held is translated elsewhere (see :func:`refuses_connections`) and
+    is passed over.
     """
     low = _ephemeral_low()
     for _ in range(500):
@@ -88,9 +92,28 @@ def hold_spare_port() -> socket.socket:
         except OSError:
             holder.close()
             continue
+        if not refuses_connections(port):
+            holder.close()
+            continue
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return holder
     raise OSError(f"no free port between {low - SPARE_RANGE} and {low - 1}")
+
+
+def refuses_connections(port: int) -> bool:
+    """Whether connecting to 127.0.0.1:``port``, held here and not listening, is refused at once.
+
+    It is, unless netfilter translates the port elsewhere: rootful Podman's network backend
+    can leave a removed container's port translation behind (netavark 1.4 did, in this
+    project's CI), and every connection to that port then goes to a dead address and hangs.
+    """
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=STALE_PROBE_TIMEOUT_S):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
 
 
 def _ephemeral_low() -> int:

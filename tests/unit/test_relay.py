@@ -335,3 +335,28 @@ def test_many_clients_at_once():
         assert receive(connection, len(expected)) == expected
         connection.close()
     kernel.close()
+
+
+def test_a_port_translated_elsewhere_is_no_spare():
+    """A held port refuses connections at once; one whose SYNs vanish (a stale translation of a
+    removed container's port; here a listener with a full accept queue) is passed over."""
+    holder = hold_spare_port()
+    try:
+        assert relay.refuses_connections(holder.getsockname()[1])
+    finally:
+        holder.close()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    queued = []
+    for _ in range(3):
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        waiting.connect_ex(server.getsockname())
+        queued.append(waiting)
+    time.sleep(0.2)
+    try:
+        assert not relay.refuses_connections(server.getsockname()[1])
+    finally:
+        for each in (*queued, server):
+            each.close()
