@@ -1,15 +1,14 @@
 """Nobody but the kernel's user gets at it: another local user tries to take its ports and to
 exhaust the launcher's descriptors (tests/integration/intruder.py, running as that other user)."""
 
-import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
 
+from helpers import cpu_seconds
 from kernel_helpers import DEBIAN_IMAGE, execute, running_kernel
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -55,11 +54,6 @@ def wait_until_held(ports: list[int], timeout: float = 60) -> None:
             return
         assert time.monotonic() < deadline, "the launcher did not hold the kernel's ports"
         time.sleep(0.01)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_flood_of_connections_from_another_user_does_not_break_the_launcher(install, intruder):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -160,25 +161,30 @@ def test_kernel_answers_only_when_a_kernel_greets():
         kernel.close()
 
 
-def test_a_port_whose_connection_is_never_established_is_no_answer():
-    """As rootful Podman's translation to a container whose network is not up yet: SYNs are lost.
-    Here a listener with a full accept queue drops them."""
+@contextmanager
+def port_that_drops_syns():
+    """A port whose connections are never established, as one that netfilter translates to a
+    container that is gone (or whose network is not up yet): a listener with a full accept queue."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(0)
-    port = server.getsockname()[1]
     queued = []
     for _ in range(3):
         waiting = socket.socket()
         waiting.setblocking(False)
-        waiting.connect_ex(("127.0.0.1", port))
+        waiting.connect_ex(server.getsockname())
         queued.append(waiting)
     time.sleep(0.2)
     try:
-        assert not kernel_answers(port)
+        yield server.getsockname()[1]
     finally:
         for each in (*queued, server):
             each.close()
+
+
+def test_a_port_whose_connection_is_never_established_is_no_answer():
+    with port_that_drops_syns() as port:
+        assert not kernel_answers(port)
 
 
 def started_relay(ports: dict[str, int]) -> tuple[PortRelay, list[StandInKernel]]:
@@ -218,36 +224,34 @@ def greeted_at(connection: socket.socket) -> float:
     return time.monotonic()
 
 
-def test_shell_waits_for_an_iopub_connection():
-    """A frontend's IOPub is relayed before its shell, so that its subscription is in place first."""
-    iopub, shell = free_port(), free_port()
-    the_relay, kernels = started_relay({"iopub_port": iopub, "shell_port": shell})
+@contextmanager
+def relayed_kernel(*keys: str):
+    """A relay in front of a listening stand-in kernel; yields the connection ports by key."""
+    the_relay, kernels = started_relay({key: free_port() for key in keys})
+    for kernel in kernels:
+        kernel.listen()
     try:
-        for kernel in kernels:
-            kernel.listen()
-        with wait_until_open(shell) as shell_connection:  # waits in the listen backlog
-            time.sleep(0.05)
-            with connect(iopub) as iopub_connection:
-                iopub_greeted = greeted_at(iopub_connection)
-                shell_greeted = greeted_at(shell_connection)
-        assert iopub_greeted < shell_greeted < iopub_greeted + relay.SUBSCRIPTION_SETTLE_S + 0.1
+        yield the_relay.ports
     finally:
         for kernel in kernels:
             kernel.close()
+
+
+def test_shell_waits_for_an_iopub_connection():
+    """A frontend's IOPub is relayed before its shell, so that its subscription is in place first."""
+    with relayed_kernel("iopub_port", "shell_port") as ports:
+        with wait_until_open(ports["shell_port"]) as shell_connection:  # waits in the listen backlog
+            time.sleep(0.05)
+            with connect(ports["iopub_port"]) as iopub_connection:
+                iopub_greeted = greeted_at(iopub_connection)
+                shell_greeted = greeted_at(shell_connection)
+    assert iopub_greeted < shell_greeted < iopub_greeted + relay.SUBSCRIPTION_SETTLE_S + 0.1
 
 
 def test_shell_opens_after_the_head_start_without_an_iopub_connection():
-    iopub, shell = free_port(), free_port()
-    the_relay, kernels = started_relay({"iopub_port": iopub, "shell_port": shell})
-    try:
-        for kernel in kernels:
-            kernel.listen()
-        with wait_until_open(shell) as shell_connection:
-            connected = time.monotonic()
-            assert greeted_at(shell_connection) - connected >= relay.IOPUB_HEAD_START_S - 0.1
-    finally:
-        for kernel in kernels:
-            kernel.close()
+    with relayed_kernel("iopub_port", "shell_port") as ports, wait_until_open(ports["shell_port"]) as shell:
+        connected = time.monotonic()
+        assert greeted_at(shell) - connected >= relay.IOPUB_HEAD_START_S - 0.1
 
 
 def test_a_connection_ends_when_the_frontend_ends_it():
@@ -345,18 +349,5 @@ def test_a_port_translated_elsewhere_is_no_spare():
         assert relay.refuses_connections(holder.getsockname()[1])
     finally:
         holder.close()
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    queued = []
-    for _ in range(3):
-        waiting = socket.socket()
-        waiting.setblocking(False)
-        waiting.connect_ex(server.getsockname())
-        queued.append(waiting)
-    time.sleep(0.2)
-    try:
-        assert not relay.refuses_connections(server.getsockname()[1])
-    finally:
-        for each in (*queued, server):
-            each.close()
+    with port_that_drops_syns() as port:
+        assert not relay.refuses_connections(port)

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from helpers import cpu_seconds
 from podkernel import relay, splicer
 from podkernel.splicer import Splicer
 
@@ -82,11 +83,6 @@ RELAY_WITH_FEW_DESCRIPTORS = textwrap.dedent(
     the_splicer.run()
     """
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_out_of_descriptors_it_neither_spins_nor_dies_and_recovers():
