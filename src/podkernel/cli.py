@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 
 from . import __version__
 from .errors import PodkernelError
-from .settings import ENGINE_NAMES, GPU_KINDS, INTERRUPT_MODES
+from .settings import DEFAULT_WARM_IDLE_S, ENGINE_NAMES, GPU_KINDS, INTERRUPT_MODES, MIN_WARM_IDLE_S
 
 ENGINE_HELP = "Container engine CLI (default: $PODKERNEL_ENGINE, else podman)."
+CONNECTION_HELP = "Run the kernel with Podman on another machine: a Podman system connection's name."
+WARM_IDLE = {
+    "type": click.IntRange(min=MIN_WARM_IDLE_S),
+    "default": DEFAULT_WARM_IDLE_S,
+    "show_default": True,
+    "metavar": "SECONDS",
+    "help": "How long a warm container waits for a start before it removes itself.",
+}
+CHECK_TIMEOUT = {
+    "type": click.FloatRange(min=1),
+    "default": 60,
+    "show_default": True,
+    "metavar": "SECONDS",
+    "help": "How long the trial start waits for the kernel's first reply.",
+}
 
 
 # click 8.2 raises this for a bare `podkernel`; older versions print the help themselves.
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 class _Group(click.Group):
     """Every error a user can cause, click's own usage errors included, is one line on stderr."""
 
     def main(self, *args, **kwargs):
+        # SIGTERM and SIGHUP stop a command as Ctrl-C does: what it made meanwhile (a staged
+        # kernelspec, a trial's kernel, a build) is cleaned up on the way out.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except NO_ARGS_IS_HELP as error:  # plain `podkernel`: its help, as before click 8.2
@@ -55,7 +79,7 @@ def cli() -> None:
 @click.option("--build", "build", is_flag=True, help="TARGET is a folder with a Containerfile or Dockerfile to build.")
 @click.option("--name", help="Kernelspec name (default: podkernel- and the image's or folder's name).")
 @click.option("--display-name", help="The name frontends show.")
-@click.option("--language", default="python", show_default=True, help="The kernel's language.")
+@click.option("--language", help="The kernel's language (default: what the trial start's kernel says, else python).")
 @click.option(
     "--interrupt-mode",
     type=click.Choice(INTERRUPT_MODES),
@@ -88,10 +112,22 @@ def cli() -> None:
     "--gpu", type=click.Choice(GPU_KINDS), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices."
 )
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
+@click.option("--connection", metavar="NAME", help=CONNECTION_HELP)
+@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Run the kernel with Podman on another machine.")
+@click.option("--identity", metavar="KEY", help="The SSH private key for --url (default: ssh's own choice).")
+@click.option(
+    "--check/--no-check",
+    default=True,
+    help="Start the kernel once before installing it, as a frontend would (default), or skip that.",
+)
+@click.option("--check-timeout", **CHECK_TIMEOUT)
+@click.option("--warm", is_flag=True, help="Keep a pre-started container ready, so that starts and restarts are quick.")
+@click.option("--warm-idle", **WARM_IDLE)
 @click.argument("target", metavar="IMAGE|DIR")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def install(**options) -> None:
-    """Install a kernel that runs in a container.
+@click.pass_context
+def install(ctx: click.Context, **options) -> None:
+    """Install a kernel that runs in a container, once a trial start has shown that it works.
 
     \b
       podkernel install IMAGE [podman run args] -- [container command args]
@@ -99,9 +135,24 @@ def install(**options) -> None:
 
     Everything after IMAGE or DIR is passed to Podman as written.
     """
+    if options["target"].startswith("-"):
+        raise click.UsageError(_unknown_option_message(ctx, options["target"]), ctx)
     from .commands.install import install as run
 
     run(**options)
+
+
+def _unknown_option_message(ctx: click.Context, word: str) -> str:
+    """An option that came before IMAGE or DIR but is not install's: say so, and name the closest one."""
+    import difflib
+
+    given = word.split("=", 1)[0]
+    known = [name for param in ctx.command.params for name in (*param.opts, *param.secondary_opts)]
+    message = f"install has no option {given}"
+    closest = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    if closest:
+        return f"{message}: did you mean {closest[0]}?"
+    return f"{message}; options for podman go after IMAGE or DIR (podkernel install IMAGE {word} ...)"
 
 
 @cli.command(name="list")
@@ -140,30 +191,71 @@ def show(name: str) -> None:
 
 
 @cli.command()
-@click.option("--image", help="Image to try containers and ports with (default: an installed kernel's image).")
-@click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
-def doctor(image: str | None, engine: str | None) -> None:
-    """Check that this host can run podkernel kernels, and say how to fix what is wrong."""
-    from .commands.doctor import doctor as run
+@click.argument("name")
+@click.option("--timeout", **CHECK_TIMEOUT)
+def check(name: str, timeout: float) -> None:
+    """Start an installed kernel once, as a frontend would, and report what it is or why it fails."""
+    from .commands.check import check as run
 
-    run(image, engine)
+    run(name, timeout)
 
 
 @cli.command()
-def ps() -> None:
+@click.argument("name")
+@click.option("--off", is_flag=True, help="Switch it off, and remove the warm containers waiting for it.")
+@click.option("--idle", type=WARM_IDLE["type"], metavar="SECONDS", help=WARM_IDLE["help"])
+def warm(name: str, off: bool, idle: int | None) -> None:
+    """Keep a pre-started container ready for an installed kernel (or, with --off, stop doing so)."""
+    from .commands.warm import switch
+
+    for line in switch(name, not off, idle):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--image", help="Image to try containers and ports with (default: an installed kernel's image).")
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
+@click.option("--connection", metavar="NAME", help="Check another machine instead (a Podman system connection).")
+@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Check another machine instead.")
+@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
+def doctor(
+    image: str | None, engine: str | None, connection: str | None, url: str | None, identity: str | None
+) -> None:
+    """Check that this host (or another machine) can run podkernel kernels, and say how to fix what is wrong."""
+    from .commands.doctor import doctor as run
+
+    run(image, engine, _remote(connection, url, identity))
+
+
+def _remote(connection: str | None, url: str | None, identity: str | None) -> dict[str, str]:
+    """The remote setting that --connection, or --url and --identity, give (settings.remote_setting)."""
+    from .settings import remote_setting
+
+    return remote_setting(connection, url, identity)
+
+
+@cli.command()
+@click.option("--connection", metavar="NAME", help="List those on another machine (a Podman system connection).")
+@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="List those on another machine.")
+@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
+def ps(connection: str | None, url: str | None, identity: str | None) -> None:
     """List running podkernel containers and whether their launcher is alive."""
     from .commands.ps import ps as run
 
-    run()
+    run(_remote(connection, url, identity))
 
 
 @cli.command()
 @click.option("--all", "everything", is_flag=True, help="Remove every podkernel container, running kernels included.")
-def prune(everything: bool) -> None:
-    """Remove podkernel containers whose launcher is gone (never other containers)."""
+@click.option("--connection", metavar="NAME", help="Prune those on another machine (a Podman system connection).")
+@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Prune those on another machine.")
+@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
+def prune(everything: bool, connection: str | None, url: str | None, identity: str | None) -> None:
+    """Remove podkernel containers whose launcher is gone (never other containers), and end
+    what a start killed midway left running."""
     from .commands.prune import prune as run
 
-    run(everything)
+    run(everything, _remote(connection, url, identity))
 
 
 # Listed here for --help; ``__main__`` runs ``start`` before click is even imported.

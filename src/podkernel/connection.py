@@ -11,6 +11,8 @@ from .errors import PodkernelError
 
 PORT_KEYS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 CONTAINER_PATH = "/run/podkernel/connection.json"
+CONTAINER_DIR = "/run/podkernel"
+START_FIFO_PATH = "/run/podkernel/.start"  # where a warm container reads its connection file from
 CONTAINER_ENV_VARS = ("PODKERNEL_CONNECTION_FILE", "DOCKERNEL_CONNECTION_FILE")
 
 
@@ -52,14 +54,25 @@ def _is_private(directory: str) -> bool:
 
 def private_dir_path() -> str:
     """Where a new private directory for one kernel goes: the session's runtime directory (tmpfs)
-    when it is this user's own, else ``$TMPDIR`` or /tmp. The name is random; see :func:`make_private_dir`.
+    when it is this user's own, else ``$TMPDIR`` or /tmp. The name is this process's PID and a
+    random part; see :func:`make_private_dir`.
 
     ``XDG_RUNTIME_DIR`` can name another user's directory (root under ``su`` or ``sudo -E``),
     whose owner could swap what is inside: the key never goes there.
     """
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     parent = runtime if runtime and _is_private(runtime) else os.environ.get("TMPDIR") or "/tmp"
-    return os.path.join(parent, f"podkernel-{os.urandom(8).hex()}")
+    return os.path.join(parent, f"podkernel-{os.getpid()}-{os.urandom(8).hex()}")
+
+
+def remove_abandoned_private_dirs() -> list[str]:
+    """Remove the private directories whose launcher and its watchdog were both killed (every
+    process of a session at once, say): each has its launcher's PID in its name. Returns those removed."""
+    import glob
+
+    from .processes import remove_abandoned
+
+    return remove_abandoned(glob.glob(os.path.join(os.path.dirname(private_dir_path()), "podkernel-[0-9]*-*")))
 
 
 def make_private_dir(path: str) -> None:

@@ -34,13 +34,28 @@ class Check(NamedTuple):
 class Doctor:
     """Runs the checks in order; later checks use what earlier ones found."""
 
-    def __init__(self, image: str | None = None, engine: str | None = None):
+    def __init__(self, image: str | None = None, engine: str | None = None, remote: dict[str, str] | None = None):
+        """With ``remote`` (settings.remote_setting), the checks are about that machine and the way there."""
         self.image = image
         self.path_at_start = os.environ.get("PATH", "")  # before the engine adds what it needs
-        self.engine: ContainerEngine = container_engine(engine)
+        self.engine: ContainerEngine = container_engine(engine, remote)
         self.facts: HostFacts | None = None
+        self.ssh_failed: Check | None = None
 
     def checks(self) -> list[Callable[[], Check]]:
+        if self.engine.remote:
+            return [
+                self.ssh_link,
+                self.engine_installed,
+                self.mode,
+                self.storage,
+                self.runtime,
+                self.container_runs,
+                self.port_forward,
+                self.remote_tools,
+                self.watchdog_tool,
+                self.orphans,
+            ]
         return [
             self.engine_installed,
             self.mode,
@@ -56,8 +71,21 @@ class Doctor:
             self.orphans,
         ]
 
+    def ssh_link(self) -> Check:
+        """The SSH connection to the remote host: reachable, its host key known, the key accepted."""
+        link = self.engine.link
+        try:
+            link.ensure()
+        except PodkernelError as error:
+            problem, _, fix = str(error).partition(" -- ")
+            self.ssh_failed = Check("SSH", FAIL, problem, fix)
+            return self.ssh_failed
+        return Check("SSH", PASS, f"{link.host.destination} port {link.host.port}: connected, host key known")
+
     def engine_installed(self) -> Check:
         engine, name = self.engine, self.engine.display_name
+        if self.ssh_failed is not None:
+            return Check(name, FAIL, "not reachable", "fix the SSH check first")
         try:
             executable = engine.executable
         except PodkernelError as error:
@@ -185,6 +213,84 @@ class Doctor:
         finally:
             self.engine.remove(container.stdout.strip(), stop_timeout=0)
 
+    def port_forward(self) -> Check:
+        """A port published on the remote host's 127.0.0.1 answers through the SSH link here."""
+        if failed := self._needs_engine("Port forward"):
+            return failed
+        if self.image is None:
+            return Check(
+                "Port forward", WARN, "no image there to try", "pass --image IMAGE with an image that has python3"
+            )
+        from .connection import make_private_dir, private_dir_path
+
+        inside = 5555
+        container = self.engine.run_once(
+            ["--detach", "--publish", f"127.0.0.1::{inside}", "--entrypoint", "python3", self.image]
+            + ["-c", LISTENER, str(inside)]
+        )
+        if container.returncode != 0:
+            return Check(
+                "Port forward",
+                WARN,
+                f"could not start a listener in {self.image} (python3 needed)",
+                "pass --image IMAGE with an image that has python3",
+            )
+        directory = private_dir_path()
+        make_private_dir(directory)
+        forward = [(os.path.join(directory, "probe.sock"), 0)]
+        try:
+            forward = [(forward[0][0], self.engine.published_ports(container.stdout.strip())[inside])]
+            self.engine.link.forward(forward)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                with socket.socket(socket.AF_UNIX) as client:
+                    client.settimeout(2)
+                    try:
+                        client.connect(forward[0][0])
+                        if client.recv(64) == b"podkernel-doctor":
+                            return Check(
+                                "Port forward", PASS, f"127.0.0.1:{forward[0][1]} there answers here through SSH"
+                            )
+                    except OSError:
+                        pass
+                time.sleep(0.2)
+            return Check(
+                "Port forward",
+                FAIL,
+                "a port published on the remote 127.0.0.1 did not answer through SSH",
+                "allow TCP and Unix socket forwarding in the remote sshd_config (AllowTcpForwarding, "
+                "AllowStreamLocalForwarding)",
+            )
+        except (PodkernelError, KeyError) as error:
+            return Check("Port forward", FAIL, str(error), "check that the remote sshd allows port forwarding")
+        finally:
+            self.engine.link.cancel(forward)
+            os.rmdir(directory)
+            self.engine.remove(container.stdout.strip(), stop_timeout=0)
+
+    def remote_tools(self) -> Check:
+        """What a kernel's session runs on the remote host: its dead-man's switch and log stream."""
+        if self.ssh_failed is not None:
+            return Check("Remote tools", FAIL, "not reachable", "fix the SSH check first")
+        import subprocess
+
+        tools = ("sh", "timeout", "head", "sleep", "podman")
+        found = subprocess.run(
+            [*self.engine.link.ssh(), " ".join(f"command -v {tool} >/dev/null || echo {tool};" for tool in tools)],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        missing = found.stdout.split()
+        if found.returncode != 0 or missing:
+            return Check(
+                "Remote tools",
+                FAIL,
+                f"missing there: {', '.join(missing) or 'could not run a command over SSH'}",
+                "install coreutils and the podman command on the remote host",
+            )
+        return Check("Remote tools", PASS, ", ".join(tools) + ": there, for each kernel's clean-up")
+
     def watchdog_tool(self) -> Check:
         if shutil.which("sh") is None:
             return Check("Watchdog", FAIL, "sh is missing", "install a POSIX shell (dash or bash)")
@@ -241,6 +347,8 @@ class Doctor:
         return Check("Orphans", PASS, "no podkernel container without its launcher")
 
 
-def run_checks(image: str | None = None, engine: str | None = None) -> list[Check]:
-    doctor = Doctor(image, engine)
+def run_checks(
+    image: str | None = None, engine: str | None = None, remote: dict[str, str] | None = None
+) -> list[Check]:
+    doctor = Doctor(image, engine, remote)
     return [check() for check in doctor.checks()]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from .engines import ContainerEngine, OutputHandler, to_stderr
 from .errors import PodkernelError
 from .settings import KernelSettings
+
+# ``podkernel start`` runs the image with this ID instead of resolving the kernel's image, so
+# that install's trial start runs exactly the image that install has just built or found.
+TRIAL_IMAGE_ID_VARIABLE = "PODKERNEL_TRIAL_IMAGE_ID"
 
 
 def built_image_tag(kernel_name: str) -> str:
@@ -19,8 +24,16 @@ def built_image_tag(kernel_name: str) -> str:
     return f"localhost/podkernel-build/{repository}:latest"
 
 
-def resolve_image(settings: KernelSettings, engine: ContainerEngine, show: OutputHandler = to_stderr) -> str:
-    """The ID of the image to run now; build output and pull progress lines go to ``show``."""
+def resolve_image(
+    settings: KernelSettings,
+    engine: ContainerEngine,
+    show: OutputHandler = to_stderr,
+    looked_up: Callable[[], str | None] | None = None,
+) -> str:
+    """The ID of the image to run now; build output and pull progress lines go to ``show``.
+
+    ``looked_up`` is an :meth:`ContainerEngine.image_id_soon` of the kernel's image started earlier.
+    """
     if settings.build_dir is not None:
         if not os.path.isdir(settings.build_dir):
             raise PodkernelError(
@@ -29,7 +42,7 @@ def resolve_image(settings: KernelSettings, engine: ContainerEngine, show: Outpu
             )
         return engine.build(settings.build_dir, settings.build_args, show, tag=built_image_tag(settings.name))
     assert settings.image is not None
-    image_id = engine.image_id(settings.image)
+    image_id = looked_up() if looked_up is not None else engine.image_id(settings.image)
     if image_id is None:
         engine.pull(settings.image, show)
         image_id = engine.image_id(settings.image)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from .errors import PodkernelError
@@ -92,27 +95,64 @@ def check_free(name: str, location: Location, replace: bool) -> None:
         )
 
 
-def install(spec: dict, name: str, location: Location, replace: bool) -> str:
-    """Install a kernelspec atomically: on any error nothing is left behind. Return its directory."""
+@contextmanager
+def _signals_held(*signals: signal.Signals) -> Iterator[None]:
+    """Hold these signals until the block is done: a Ctrl-C cannot leave half a kernelspec."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextmanager
+def staged(spec: dict, name: str) -> Iterator[str]:
+    """A kernelspec directory ``NAME`` holding ``spec``, in a temporary folder removed afterwards
+    (or by a later call, should this process be killed meanwhile)."""
+    import glob
     import tempfile
 
+    from .processes import remove_abandoned
+
+    remove_abandoned(glob.glob(os.path.join(tempfile.gettempdir(), "podkernel-spec-*")))
+    with tempfile.TemporaryDirectory(prefix=f"podkernel-spec-{os.getpid()}-") as staging:
+        directory = os.path.join(staging, name)
+        os.mkdir(directory)
+        with open(os.path.join(directory, KERNEL_JSON), "w", encoding="utf-8") as handle:
+            json.dump(spec, handle, indent=2)
+        yield directory
+
+
+def install(spec: dict, name: str, location: Location, replace: bool) -> str:
+    """Install a kernelspec atomically: on any error nothing is left behind. Return its directory."""
     from jupyter_client.kernelspec import KernelSpecManager
 
     check_free(name, location, replace)
     destination = os.path.join(location.kernels_dir(), name)
-    manager = KernelSpecManager()
-    with tempfile.TemporaryDirectory(prefix="podkernel-spec-") as staging:
-        source = os.path.join(staging, name)
-        os.mkdir(source)
-        with open(os.path.join(source, KERNEL_JSON), "w", encoding="utf-8") as handle:
-            json.dump(spec, handle, indent=2)
+    with staged(spec, name) as source, _signals_held(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
-            return manager.install_kernel_spec(source, name, user=location.prefix is None, prefix=location.prefix)
+            return KernelSpecManager().install_kernel_spec(
+                source, name, user=location.prefix is None, prefix=location.prefix
+            )
         except OSError as error:
             raise PodkernelError(
                 f"cannot write the kernelspec to {destination}: {error.strerror}; "
                 "choose another location (--user, --prefix)"
             ) from None
+
+
+def update_settings(kernel: InstalledKernel, settings: KernelSettings) -> None:
+    """Store new settings in an installed kernel's kernel.json, replacing the file in one step."""
+    spec = dict(kernel.spec, metadata={**(kernel.spec.get("metadata") or {}), METADATA_KEY: settings.to_metadata()})
+    path = os.path.join(kernel.resource_dir, KERNEL_JSON)
+    staging = f"{path}.{os.getpid()}.new"
+    try:
+        with _signals_held(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with open(staging, "w", encoding="utf-8") as handle:
+                json.dump(spec, handle, indent=2)
+            os.replace(staging, path)
+    except OSError as error:
+        raise PodkernelError(f"cannot write {path}: {error.strerror}") from None
 
 
 def installed() -> list[InstalledKernel]:

@@ -1,10 +1,10 @@
-"""Build and pull progress for people at a terminal (rich): PodmanEngine's lines, and a live status line."""
+"""Progress for people at a terminal (rich): build and pull output under a live status line, and a trial's status."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -35,3 +35,11 @@ def image_progress(settings: KernelSettings) -> Iterator[OutputHandler]:
 
         yield show
     console.print(f"{escape(title)}: done in {time.monotonic() - started:.1f} s")
+
+
+@contextmanager
+def trial_progress(what: str) -> Iterator[Callable[[str], None]]:
+    """A live status line on stderr while a kernel is tried; yields a function that sets its text."""
+    console = Console(stderr=True, highlight=False)
+    with console.status(f"[bold]{escape(what)}[/]") as status:
+        yield lambda text: status.update(f"[bold]{escape(what)}[/]: {escape(text)}")

@@ -12,13 +12,17 @@ netfilter rules, after a restart). The README's "How a kernel runs" tells the wh
 from __future__ import annotations
 
 import os
+import re
 import resource
+import shutil
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 from .errors import PodkernelError
-from .splicer import Splicer
+from .splicer import Address, Splicer, socket_address, upstream_socket
 
 # How often the relay asks whether the kernel listens yet: often at first, rarely after a while.
 PROBE_INTERVAL_S = 0.02
@@ -38,7 +42,7 @@ LAST_TO_OPEN = ("shell_port", "control_port")
 # ports, and how often it tries them meanwhile.
 PORT_WAIT_S = 3.0
 PORT_RETRY_INTERVAL_S = 0.02
-# How long a connection to a held spare port may take to be refused (it is at once, locally).
+# How long a connection to a spare port may take to reach it (it does at once, locally).
 STALE_PROBE_TIMEOUT_S = 0.2
 # How many ports below the ephemeral range spare ports are drawn from.
 SPARE_RANGE = 8000
@@ -73,26 +77,60 @@ def listen_on_held(holder: socket.socket) -> None:
     holder.listen(64)
 
 
-def hold_spare_port() -> socket.socket:
+def translated_ports() -> frozenset[int]:
+    """The host ports that a netfilter rule translates (DNAT) on this machine, dormant rules included.
+
+    Rootful Podman 4.3's netavark can delete the jump to a removed container's port translation
+    but leave the translation itself in its chain; it wakes up when the same port is published
+    again, ahead of the new container's rule, and every connection goes to the dead address (a
+    kernel restarted in CI never answered that way). Such ports are no spare ports. Only root
+    can read the rules, and only rootful engines write them.
+    """
+    if os.geteuid() != 0:
+        return frozenset()
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    iptables = shutil.which("iptables", path=search)
+    if iptables is None:
+        return frozenset()
+    try:
+        rules = subprocess.run([iptables, "-t", "nat", "-S"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return dnat_ports(rules)
+
+
+def dnat_ports(rules: str) -> frozenset[int]:
+    """The ports named by ``--dport`` in the DNAT rules of ``iptables -S`` output."""
+    return frozenset(
+        int(match.group(1)) for line in rules.splitlines() if "-j DNAT" in line for match in _DPORT.finditer(line)
+    )
+
+
+_DPORT = re.compile(r"--dport (\d+)\b")
+
+
+def hold_spare_port(avoid: frozenset[int] = frozenset()) -> socket.socket:
     """Hold a free port below the ephemeral range, for the engine to publish a kernel port on.
 
     Jupyter picks kernel ports in the ephemeral range, so a spare port from below it is never
     another kernel's connection port, even one not held yet. It is bound without SO_REUSEADDR,
     so that no other launcher takes it too, and given SO_REUSEADDR after, so that the engine's
-    proxy (a Go listener, which sets it) can still listen there. A port whose connections are
-    not refused while it is held is translated elsewhere (see :func:`refuses_connections`) and
-    is passed over.
+    proxy (a Go listener, which sets it) can still listen there. A port whose connections do
+    not reach it is translated elsewhere (see :func:`reaches_itself`) and is passed over, and
+    so are the ports in ``avoid`` (:func:`translated_ports`).
     """
     low = _ephemeral_low()
     for _ in range(500):
         port = low - 1 - int.from_bytes(os.urandom(2), "big") % SPARE_RANGE
+        if port in avoid:
+            continue
         holder = socket.socket()
         try:
             holder.bind(("127.0.0.1", port))
         except OSError:
             holder.close()
             continue
-        if not refuses_connections(port):
+        if not reaches_itself(holder):
             holder.close()
             continue
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -100,20 +138,32 @@ def hold_spare_port() -> socket.socket:
     raise OSError(f"no free port between {low - SPARE_RANGE} and {low - 1}")
 
 
-def refuses_connections(port: int) -> bool:
-    """Whether connecting to 127.0.0.1:``port``, held here and not listening, is refused at once.
+def reaches_itself(holder: socket.socket) -> bool:
+    """Whether a connection to the port that ``holder`` holds reaches ``holder`` itself.
 
-    It is, unless netfilter translates the port elsewhere: rootful Podman's network backend
-    can leave a removed container's port translation behind (netavark 1.4 did, in this
-    project's CI), and every connection to that port then goes to a dead address and hangs.
+    It does not where netfilter translates the port elsewhere: rootful Podman's network
+    backend leaves a container's port translation behind when ``podman run`` is killed midway,
+    or left it when removing one (netavark 1.4, in this project's CI), and every connection
+    to that port goes to another address (hanging, or refused there), whoever publishes it
+    next. A rootless launcher cannot read the rules; this sees what they do. ``holder`` listens
+    for the probe and is bound but not listening again afterwards.
     """
+    holder.listen(1)
+    holder.settimeout(STALE_PROBE_TIMEOUT_S)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=STALE_PROBE_TIMEOUT_S):
-            return False
-    except ConnectionRefusedError:
-        return True
+        probe = socket.create_connection(("127.0.0.1", holder.getsockname()[1]), timeout=STALE_PROBE_TIMEOUT_S)
+        with probe:
+            address = probe.getsockname()
+            accepted, peer = holder.accept()
+        with accepted:  # the probe closed first: no TIME_WAIT on the port stands in the proxy's way
+            accepted.settimeout(STALE_PROBE_TIMEOUT_S)
+            accepted.recv(1)
+        return peer == address
     except OSError:
         return False
+    finally:
+        holder.settimeout(None)
+        holder.shutdown(socket.SHUT_RD)  # stops listening; the port stays bound
 
 
 def _ephemeral_low() -> int:
@@ -124,19 +174,22 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def kernel_answers(port: int) -> bool:
-    """Whether the kernel listens behind published ``port``: the proxy does not drop a connection to it.
+def kernel_answers(address: Address) -> bool:
+    """Whether the kernel listens behind its published ``address`` (a port on 127.0.0.1, or the
+    Unix socket of an SSH forward): the proxy or forward does not drop a connection to it.
 
     A connection that is not even established in time is no answer: rootful Podman translates
     the port to the container's address before the container's network is up, and its SYN is
     lost. An established connection that stays silent is taken as one (a kernel that does not
     greet first).
     """
-    try:
-        probe = socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S)
-    except OSError:
-        return False
+    probe = upstream_socket(address)
     with probe:
+        probe.settimeout(PROBE_TIMEOUT_S)
+        try:
+            probe.connect(socket_address(address))
+        except OSError:
+            return False
         try:
             return bool(probe.recv(1))
         except TimeoutError:
@@ -155,11 +208,19 @@ class PortRelay:
     poll) becomes readable.
     """
 
-    def __init__(self, ports: dict[str, int]):
+    def __init__(self, ports: dict[str, int], spares: bool = True):
+        """Without ``spares`` (a remote engine's kernel), the engine picks the published ports and
+        tells the relay later (:meth:`relay_to`); ``published_ports`` are empty until then."""
         self.ports = ports
-        self._spares = {key: hold_spare_port() for key in ports}
-        self.published_ports = {key: spare.getsockname()[1] for key, spare in self._spares.items()}
+        self._spares: dict[str, socket.socket] = {}
+        if spares:
+            avoid = translated_ports()
+            self._spares = {key: hold_spare_port(avoid) for key in ports}
+        self.published_ports: dict[str, Address] = {
+            key: self._spares[key].getsockname()[1] if spares else "" for key in ports
+        }
         self._held: dict[str, socket.socket] = {}
+        self._when_open: Callable[[], None] | None = None
         self.error = ""
         self.failed, self._failed_write = os.pipe2(os.O_CLOEXEC)
 
@@ -193,6 +254,17 @@ class PortRelay:
                 )
             time.sleep(PORT_RETRY_INTERVAL_S)
 
+    def relay_to(self, published_ports: dict[str, Address]) -> None:
+        """Forward to ports a container publishes already (a warm one's), and let go of the spare ones."""
+        for spare in self._spares.values():
+            spare.close()
+        self._spares = {}
+        self.published_ports = dict(published_ports)
+
+    def when_open(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the relay's thread) once the kernel answers and its ports listen."""
+        self._when_open = callback
+
     def start(self) -> None:
         """Let go of the spare ports, where the engine's proxy listens now, and relay once the kernel answers."""
         for spare in self._spares.values():
@@ -219,6 +291,8 @@ class PortRelay:
         except OSError as error:
             self._fail(f"cannot listen on this kernel's ports ({error.strerror})")
             return
+        if self._when_open is not None:
+            self._when_open()
         splicer = Splicer(self.published_ports.__getitem__)
         for key in self._held:
             if key not in LAST_TO_OPEN:

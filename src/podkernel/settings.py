@@ -13,6 +13,8 @@ SCHEMA_VERSION = 1
 INTERRUPT_MODES = ("message", "signal")
 GPU_KINDS = ("nvidia", "amd")
 ENGINE_NAMES = ("podman", "docker")  # engines/ has one module for each
+DEFAULT_WARM_IDLE_S = 3600  # how long a warm container waits for a start before it removes itself
+MIN_WARM_IDLE_S = 10
 
 _KERNEL_NAME = re.compile(r"[a-z0-9._-]+", re.IGNORECASE | re.ASCII)  # what jupyter_client accepts, in full
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -36,6 +38,16 @@ class KernelSettings(NamedTuple):
     keep_id: bool = False
     gpu: str | None = None
     engine: str = "podman"
+    warm: bool = False  # keep a pre-started container ready for the next start (warm.py)
+    warm_idle_s: int = DEFAULT_WARM_IDLE_S
+    # Podman on another machine (engines/remote.py): {"connection": NAME}, a Podman system
+    # connection, or {"url": "ssh://USER@HOST:PORT/SOCKET", "identity": KEY}; empty: this machine.
+    remote: dict[str, str] = {}
+
+    @property
+    def where(self) -> str:
+        """Where the kernel runs, for people to read: this machine, or the remote host."""
+        return self.remote.get("connection") or self.remote.get("url") or "this machine"
 
     @property
     def source(self) -> str:
@@ -57,6 +69,10 @@ class KernelSettings(NamedTuple):
         data["keep_id"] = self.keep_id
         data["gpu"] = self.gpu
         data["engine"] = self.engine
+        data["warm"] = self.warm
+        data["warm_idle_s"] = self.warm_idle_s
+        if self.remote:
+            data["remote"] = dict(self.remote)
         return data
 
     @classmethod
@@ -84,6 +100,9 @@ class KernelSettings(NamedTuple):
             keep_id=read("keep_id", _is_bool, "true or false", False),
             gpu=read("gpu", lambda value: value is None or value in GPU_KINDS, f"null or one of {GPU_KINDS}", None),
             engine=read("engine", lambda value: value in ENGINE_NAMES, f"one of {ENGINE_NAMES}", "podman"),
+            warm=read("warm", _is_bool, "true or false", False),
+            warm_idle_s=read("warm_idle_s", _is_seconds, "a whole number of seconds, 10 or more", DEFAULT_WARM_IDLE_S),
+            remote=read("remote", _is_remote, 'an object with "connection", or "url" and "identity"', {}),
         )
 
 
@@ -93,6 +112,14 @@ def _is_text(value: object) -> bool:
 
 def _is_bool(value: object) -> bool:
     return isinstance(value, bool)
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= MIN_WARM_IDLE_S
+
+
+def _is_remote(value: object) -> bool:
+    return _is_text_dict(value) and (set(value) in ({"connection"}, {"url"}, {"url", "identity"}) or not value)
 
 
 def _is_text_list(value: object) -> bool:
@@ -119,6 +146,26 @@ class _MetadataReader:
                 f"{expected}: fix the file, or reinstall the kernel with podkernel install --replace"
             )
         return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+
+def remote_setting(connection: str | None, url: str | None, identity: str | None) -> dict[str, str]:
+    """A kernel's ``remote`` setting from --connection, or --url and --identity; empty for none."""
+    if connection and url:
+        raise PodkernelError("give --connection or --url, not both")
+    if identity and not url:
+        raise PodkernelError("--identity goes with --url (a system connection names its own key)")
+    if connection:
+        return {"connection": connection}
+    if not url:
+        return {}
+    if identity:
+        identity = os.path.abspath(os.path.expanduser(identity))
+        if not os.path.isfile(identity):
+            raise PodkernelError(f"--identity {identity}: no such file; give the SSH private key's path")
+    from .engines.remote import RemoteHost
+
+    RemoteHost.parse(url, identity)  # a malformed URL is an error now, not at the first start
+    return {"url": url, **({"identity": identity} if identity else {})}
 
 
 def check_kernel_name(name: str) -> str:

@@ -18,22 +18,48 @@ CHUNK_BYTES = 65536
 # A ZeroMQ peer sends its greeting the moment it connects: a connection that has sent nothing
 # for this long is not a frontend, and is closed.
 SILENT_CLIENT_S = 10.0
+# A connection to the kernel's published port on 127.0.0.1 is established at once or is lost
+# (its SYN translated to an address that no longer answers): it is made again after this
+# long, from a new source port, while what the frontend has sent waits unread.
+CONNECT_S = 1.0
 # At most this many relayed connections at once (a frontend uses 5); more wait in the backlog.
 MAX_CONNECTIONS = 2048
 # How long accepting pauses when the process is out of file descriptors.
 EXHAUSTED_PAUSE_S = 0.5
 
 
+Address = int | str  # where the kernel's port is published: a port on 127.0.0.1, or a Unix socket's path
+
+
+def upstream_socket(address: Address) -> socket.socket:
+    """A new non-blocking socket of the kind that reaches ``address``; :func:`connect_upstream` connects it."""
+    upstream = socket.socket(socket.AF_UNIX if isinstance(address, str) else socket.AF_INET)
+    upstream.setblocking(False)
+    if not isinstance(address, str):
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return upstream
+
+
+def socket_address(address: Address) -> str | tuple[str, int]:
+    """What ``connect`` takes for ``address``."""
+    return address if isinstance(address, str) else ("127.0.0.1", address)
+
+
+def connect_upstream(upstream: socket.socket, address: Address) -> None:
+    """Start connecting ``upstream`` (from :func:`upstream_socket`) to ``address``; writable once done."""
+    upstream.connect_ex(socket_address(address))
+
+
 class _Link:
     """A frontend's connection and its connection to the kernel's published port."""
 
-    def __init__(self, client: socket.socket, upstream: socket.socket):
-        self.client, self.upstream = client, upstream
+    def __init__(self, client: socket.socket, upstream: socket.socket, port: Address):
+        self.client, self.upstream, self.port = client, upstream, port
         self.pending = {client: b"", upstream: b""}  # bytes waiting to be written to that socket
         self.connected = False  # the upstream connection is established
         self.ending = False  # one side has ended: deliver what is pending, then close both
         self.heard = False  # the client has sent something
-        self.accepted = time.monotonic()
+        self.accepted = self.connecting_since = time.monotonic()
 
     def peer(self, end: socket.socket) -> socket.socket:
         return self.upstream if end is self.client else self.client
@@ -49,9 +75,9 @@ class _Link:
 
 
 class Splicer:
-    """Relays connections accepted on registered listeners to ``upstream_port(key)`` on 127.0.0.1."""
+    """Relays connections accepted on registered listeners to the address ``upstream_port(key)``."""
 
-    def __init__(self, upstream_port: Callable[[str], int]):
+    def __init__(self, upstream_port: Callable[[str], Address]):
         self._upstream_port = upstream_port
         self._selector = selectors.DefaultSelector()
         self._listeners: dict[socket.socket, str] = {}
@@ -74,7 +100,9 @@ class Splicer:
         to the port ``watch`` has been taken, False when ``until`` has come."""
         while until is None or time.monotonic() < until:
             self._resume_accepting()
-            timeout = 1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))
+            now = time.monotonic()  # awake at the latest when a connection is due to be made again
+            wake = [link.connecting_since + CONNECT_S for link in self._links.values() if not link.connected]
+            timeout = max(0.0, min([now + 1.0, *wake, *([until] if until is not None else [])]) - now)
             taken = []
             for selected, events in self._selector.select(timeout):
                 end = selected.fileobj
@@ -99,18 +127,19 @@ class Splicer:
             if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 self._pause()
             return []
+        address = self._upstream_port(self._listeners[listener])
         try:
-            upstream = socket.socket()
+            upstream = upstream_socket(address)
         except OSError:
             client.close()
             self._pause()
             return []
-        link = _Link(client, upstream)
+        link = _Link(client, upstream, address)
+        client.setblocking(False)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for end in (client, upstream):
-            end.setblocking(False)
-            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._links[end] = link
-        upstream.connect_ex(("127.0.0.1", self._upstream_port(self._listeners[listener])))
+        connect_upstream(upstream, address)
         self._update(link)
         return [self._listeners[listener]]
 
@@ -178,11 +207,32 @@ class Splicer:
                 self._selector.modify(end, events)
 
     def _close_silent_clients(self) -> None:
+        """Close clients that said nothing for too long; connect again where the kernel side did not connect."""
         now = time.monotonic()
         silent = {id(link): link for link in self._links.values() if not link.heard}
         for link in silent.values():
             if now - link.accepted > SILENT_CLIENT_S:
                 self._close(link)
+            elif not link.connected and now - link.connecting_since > CONNECT_S:
+                self._connect_again(link)
+
+    def _connect_again(self, link: _Link) -> None:
+        """A new connection to the kernel's port, over a new source port; the client's bytes wait unread."""
+        if self._selector.get_map().get(link.upstream):
+            self._selector.unregister(link.upstream)
+        self._links.pop(link.upstream, None)
+        link.pending.pop(link.upstream, None)
+        link.upstream.close()
+        try:
+            link.upstream = upstream_socket(link.port)
+        except OSError:
+            self._close(link)
+            return
+        link.pending[link.upstream] = b""
+        self._links[link.upstream] = link
+        link.connecting_since = time.monotonic()
+        connect_upstream(link.upstream, link.port)
+        self._update(link)
 
     def _close(self, link: _Link) -> None:
         for end in (link.client, link.upstream):

@@ -2,7 +2,7 @@
 
 Building or pulling the image can take minutes. Should the frontend die, or SIGTERM or SIGHUP
 arrive meanwhile, the start stops (:class:`Stopped` unwinds it, and the build in progress is
-killed on the way) instead of starting a kernel nobody will ever stop. The frontend is the
+stopped on the way) instead of starting a kernel nobody will ever stop. The frontend is the
 process that started the launcher: it is pinned with a pidfd at once, so that its death is
 seen even when it happens before this guard exists (see :func:`frontend_pidfd`).
 """

@@ -5,14 +5,16 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 from pathlib import Path
 
 import pytest
+from remote_helpers import SSH_PERSIST_S, Remote
 
 from helpers import podkernel
-from kernel_helpers import ROOT, assert_nothing_left
+from kernel_helpers import BASE_IMAGE, DEBIAN_IMAGE, PYPI_IMAGE, ROOT, Preexisting, assert_nothing_left, leftovers
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,11 +23,12 @@ def test_images():
     if shutil.which("podman") is None:
         pytest.fail("integration tests need Podman: run ./scripts/test, which installs it")
     subprocess.run([str(ROOT / "tests" / "images" / "build-test-images")], check=True)
+    Preexisting.note()
 
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind(request):
-    """After each test: no podkernel container and no launcher or watchdog process."""
+    """After each test: no podkernel container, no launcher or watchdog process, no build's leftovers."""
     yield
     if not isinstance(request.instance, unittest.TestCase):  # those check in tearDownClass
         grace = request.node.get_closest_marker("cleanup_grace")
@@ -34,10 +37,14 @@ def nothing_left_behind(request):
 
 @pytest.fixture
 def install(jupyter_dirs):
-    """Install a kernel with the real command line; return its name."""
+    """Install a kernel with the real command line; return its name.
 
-    def run(*args: str) -> str:
-        result = podkernel("install", *args, check=True)
+    The trial start is left out (``--no-check``) unless ``trial=True``: test_trial.py tests it,
+    and many kernels here are made to misbehave on purpose.
+    """
+
+    def run(*args: str, trial: bool = False) -> str:
+        result = podkernel("install", *([] if trial else ["--no-check"]), *args, check=True)
         first_line = result.stdout.splitlines()[0]
         assert first_line.startswith("Installed kernel ")
         return first_line.split()[2]
@@ -108,5 +115,37 @@ def docker_host(tmp_path, monkeypatch):
         assert time.monotonic() < deadline and service.poll() is None, "podman system service did not come up"
         time.sleep(0.2)
     yield
+    # The check for leftovers comes after this teardown: removals still under way (a watchdog's,
+    # a launcher's) must find the API they talk to, as they would find a real Docker daemon.
+    leftovers()
     service.terminate()
     service.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def remote(tmp_path_factory):
+    """As root: bring the second host up (and down after the last test),  give it the test images, and make a home
+    whose known_hosts knows its key (as ssh and Podman read it)."""
+    if os.geteuid() != 0:
+        pytest.skip("the simulated remote host needs root (scripts/remote-host)")
+    state = Path(tempfile.mkdtemp(prefix="podkernel-remote-test-", dir="/var/tmp"))
+    script = str(ROOT / "scripts" / "remote-host")
+    up = subprocess.run([script, "up", str(state), "/tmp", str(ROOT), "/home"], capture_output=True, text=True)
+    if up.returncode != 0:
+        subprocess.run([script, "down", str(state)], capture_output=True)
+        pytest.fail(f"scripts/remote-host up failed: {up.stderr.strip()}")
+    variables = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
+    variables = {key: value.strip("'") for key, value in variables.items()}
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ssh").mkdir(mode=0o700)
+    (home / ".ssh" / "known_hosts").write_text(variables["REMOTE_KNOWN_HOSTS"] + "\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("PODKERNEL_SSH_PERSIST_S", str(SSH_PERSIST_S))
+        try:
+            subprocess.run(
+                [script, "load", str(state), PYPI_IMAGE, DEBIAN_IMAGE, BASE_IMAGE], check=True, capture_output=True
+            )
+            yield Remote(variables, state)
+        finally:
+            subprocess.run([script, "down", str(state)], capture_output=True)

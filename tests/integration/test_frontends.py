@@ -15,7 +15,14 @@ import nbformat
 import pexpect
 import pytest
 
-from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, ROOT, podkernel_containers
+from helpers import podkernel
+from kernel_helpers import (
+    DEBIAN_IMAGE,
+    PYPI_IMAGE,
+    ROOT,
+    kernel_running_containers,
+    warm_ups_done,
+)
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,10 +36,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(install, tmp_path):
-    """A JupyterLab server on localhost with a podkernel kernel installed; yields its URL."""
-    name = install("--display-name", DISPLAY_NAME, PYPI_IMAGE)
+@pytest.fixture(params=["cold", "warm", "remote"])
+def jupyterlab(request, install, tmp_path):
+    """A JupyterLab server on localhost with a podkernel kernel installed (cold, warm, or on another
+    machine: the simulated remote host); yields its URL, the kernel's name and the kind."""
+    kind = request.param
+    warm = kind == "warm"
+    there = request.getfixturevalue("remote").rootless if kind == "remote" else None  # a user's Podman there
+    where = there.args() if there else []
+    name = install(*(["--warm"] if warm else []), *where, "--display-name", DISPLAY_NAME, PYPI_IMAGE)
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     server = subprocess.Popen(
@@ -62,13 +74,16 @@ def jupyterlab(install, tmp_path):
                 raise AssertionError((tmp_path / "jupyterlab.log").read_text()) from None
             time.sleep(0.3)
     try:
-        yield f"{base}/lab?token={token}", name
+        yield f"{base}/lab?token={token}", name, kind, there
     finally:
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        if warm:
+            warm_ups_done()
+            podkernel("remove", name, check=True)
 
 
 def open_kernel_menu(page, item: str) -> None:
@@ -90,7 +105,10 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
 def test_jupyterlab_in_a_browser(jupyterlab):
     from playwright.sync_api import expect, sync_playwright
 
-    url, name = jupyterlab
+    url, name, kind, there = jupyterlab
+    warm = kind == "warm"
+    running = there.containers if there else kernel_running_containers
+
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -132,19 +150,22 @@ def test_jupyterlab_in_a_browser(jupyterlab):
                 expect(page.locator(".jp-OutputArea-output", has_text=f"False after restart {restart}")).to_be_visible(
                     timeout=30_000
                 )
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
+                if warm:  # the restarted kernel runs in a container that was waiting for it
+                    serving = kernel_running_containers()
+                    assert serving and all("-warm-" in container for container in serving), serving
+            page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{kind}.png"))
 
-            assert podkernel_containers()
+            assert running()
             open_kernel_menu(page, "Shut Down Kernel")
             accept = page.locator(".jp-Dialog .jp-mod-accept")
             if accept.count():
                 accept.click()
             deadline = time.monotonic() + 30
-            while podkernel_containers() and time.monotonic() < deadline:
+            while running() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert podkernel_containers() == []
+            assert running() == []
         finally:
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab-last.png"))
+            page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{kind}-last.png"))
             browser.close()
 
 

@@ -3,12 +3,14 @@
 import json
 import os
 import socket
+import subprocess
 
 import pytest
 from jupyter_client.manager import start_new_kernel
 
 from helpers import podkernel
 from kernel_helpers import DEBIAN_IMAGE, UID1000_IMAGE, execute, podman
+from podkernel import relay
 
 ROOTLESS = os.geteuid() != 0
 
@@ -109,3 +111,22 @@ def test_doctor_shows_podmans_message_when_a_container_cannot_run():
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "podkernel-no-such-image" in result.stdout
     assert result.stderr.strip().splitlines()[-1].startswith("Error: 1 check(s) failed: Container")
+
+
+@pytest.mark.skipif(ROOTLESS, reason="adding a port translation takes root")
+def test_a_port_translated_elsewhere_is_passed_over_as_a_spare():
+    """A killed ``podman run`` leaves its port translations behind; a launcher, even a rootless
+    one that cannot read them, must not publish a kernel on such a port (its connections go
+    elsewhere). Here a real DNAT rule sends the port to another listener."""
+    elsewhere = socket.create_server(("127.0.0.1", 0))
+    holder = relay.hold_spare_port()
+    port = holder.getsockname()[1]
+    rule = ["OUTPUT", "-d", "127.0.0.1", "-p", "tcp", "--dport", str(port), "-j", "DNAT"]
+    rule += ["--to-destination", f"127.0.0.1:{elsewhere.getsockname()[1]}"]
+    subprocess.run(["iptables", "-t", "nat", "-I", *rule], check=True)
+    try:
+        assert not relay.reaches_itself(holder)
+    finally:
+        subprocess.run(["iptables", "-t", "nat", "-D", *rule], check=True)
+        holder.close()
+        elsewhere.close()

@@ -23,7 +23,9 @@ from kernel_helpers import (
     container_of,
     execute,
     podman,
+    podman_image_prune,
     running_kernel,
+    start_sleeping_cell,
 )
 from podkernel.images import built_image_tag
 
@@ -171,8 +173,7 @@ def test_message_interrupt_stops_the_cell_and_keeps_state(install):
     name = install(DEBIAN_IMAGE)
     with running_kernel(name) as (manager, client):
         assert execute(client, "kept = 'still here'")[0]["status"] == "ok"
-        message_id = client.execute("import time\nfor _ in range(600): time.sleep(0.1)", stop_on_error=False)
-        time.sleep(1.0)
+        message_id = start_sleeping_cell(client)
         interrupted_at = time.monotonic()
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=30)
@@ -233,7 +234,8 @@ def test_built_image_is_tagged_and_kept_by_prune(install, tmp_path):
     name = install("--build", str(tmp_path))
     tag = built_image_tag(name)
     built = podman("image", "inspect", "--format", "{{.Id}}", tag).strip()
-    podman("image", "prune", "--force")
+    pruned = podman_image_prune()
+    assert pruned.returncode == 0, pruned.stderr
     assert podman("image", "inspect", "--format", "{{.Id}}", tag).strip() == built
 
 

@@ -1,11 +1,16 @@
 """Every way a kernel can end, both interrupt modes, restarts, many kernels at once, ps and prune.
 
+Launchers are also killed at random moments of ``podman run``, and builds cut short at random
+moments (the seed is in the message).
+
 Each path runs three times in a row; after each test the autouse fixture checks that no
 podkernel container and no launcher or watchdog process is left (within 10 seconds).
 """
 
 import asyncio
+import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,21 +19,38 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from jupyter_client.ioloop import AsyncIOLoopKernelManager
-from jupyter_client.manager import start_new_kernel
+from jupyter_client.manager import KernelManager, start_new_kernel
 
 from helpers import podkernel
 from kernel_helpers import (
     BASE_IMAGE,
     DEBIAN_IMAGE,
     IRKERNEL_IMAGE,
+    PYTHON_SLEEPING_CELL,
+    R_SLEEPING_CELL,
+    command_lines,
     container_of,
     execute,
+    key_dirs,
+    leftovers,
     podkernel_containers,
     podman,
+    podman_image_prune,
     running_kernel,
+    runtime_states,
+    start_kernel,
+    start_sleeping_cell,
+    wait_until_removed,
+    waiting,
+    watchdogs_of,
 )
+from podkernel.engines.base import BUILD_STOP_S, INIT_PROGRAMS, container_processes
+from podkernel.plan import KERNEL_LABEL
+from podkernel.processes import descendants, program_name
 
 REPEATS = [1, 2, 3]
+KILLED_STARTS = 12  # per kind of kill
+KILLED_BUILDS = 8  # per kind of kill
 
 # A kernel that ignores shutdown_request, SIGTERM and SIGINT.
 STUBBORN_KERNEL = """
@@ -80,6 +102,14 @@ def launcher_of(manager) -> subprocess.Popen:
     return manager.provisioner.process
 
 
+def wait_for_new_process(before: set[int], matches, timeout: float = 60) -> None:
+    """Wait, polling /proc every millisecond, until a process not in ``before`` runs arguments that ``matches``."""
+    deadline = time.monotonic() + timeout
+    while not any(pid not in before and matches(args) for pid, args in command_lines().items()):
+        assert time.monotonic() < deadline, "the process awaited never started"
+        time.sleep(0.001)
+
+
 def wait_until_gone(pid: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
@@ -129,6 +159,132 @@ def test_launcher_signalled(install, attempt, signum):
     launcher.send_signal(signum)
     assert launcher.wait(timeout=10) == 0
     manager.cleanup_resources()
+
+
+@pytest.mark.parametrize("kill", ["launcher SIGKILL", "launcher group SIGKILL"])
+def test_launcher_killed_while_the_engine_starts_the_container(install, kill):
+    """Killed while ``podman run`` starts the container, the launcher leaves nothing behind:
+    no container, no process, no state in the OCI runtime. Half the kills land at a random
+    moment of the run's first half second, half within 0.1 s of conmon's start (a run cut
+    short then leaves a conmon waiting forever: the run must be let finish, then removed)."""
+    seed = int(os.environ.get("PODKERNEL_SEED") or int.from_bytes(os.urandom(4), "big"))
+    chooser = random.Random(seed)
+    name = install(DEBIAN_IMAGE)
+    for attempt in range(KILLED_STARTS):
+        states, before = runtime_states(), set(command_lines())
+        after = "conmon" if attempt % 2 else "podman run"
+        delay = chooser.uniform(0, 0.1 if after == "conmon" else 0.5)
+        manager = KernelManager(kernel_name=name)
+        manager.start_kernel()
+        launcher = launcher_of(manager)
+        if after == "conmon":
+            wait_for_new_process(before, lambda args: "conmon" in args[0] and "podkernel-" in " ".join(args))
+        else:
+            wait_for_new_process(before, lambda args: args[0].endswith("podman") and "run" in args)
+        time.sleep(delay)
+        if kill == "launcher SIGKILL":
+            launcher.kill()
+        else:
+            os.killpg(os.getpgid(launcher.pid), signal.SIGKILL)
+        launcher.wait()
+        manager.cleanup_resources()
+        containers, processes = leftovers()
+        left_states = runtime_states() - states
+        assert (containers, processes, left_states) == ([], [], set()), (
+            f"seed {seed} (replay: PODKERNEL_SEED={seed}), attempt {attempt}: killed {delay:.3f} s after {after} "
+            f"started, left containers {containers}, processes {processes}, runtime states {left_states}"
+        )
+
+
+def test_the_watchdog_ends_what_a_run_killed_by_another_hand_left(tmp_path):
+    """``podman run`` itself killed (by the user, by the OOM killer) just after it starts conmon
+    leaves a conmon and runc's ``init`` waiting forever, which Podman knows nothing of: what the
+    watchdog runs, ``podkernel remove-abandoned``, ends them and runc's state of the container.
+    The kill lands at a random moment of conmon's first 80 ms; ``--network none`` leaves no
+    network state behind, which only a finished run could tear down."""
+    seed = int(os.environ.get("PODKERNEL_SEED") or int.from_bytes(os.urandom(4), "big"))
+    chooser = random.Random(seed)
+    output_read, output_write = os.pipe()
+    for attempt in range(6):
+        name = f"podkernel-killed-run-{os.urandom(4).hex()}"
+        states, before = runtime_states(), set(command_lines())
+        run = subprocess.Popen(
+            ["podman", "run", "--detach", "--rm", "--network", "none", "--name", name]
+            + ["--label", f"{KERNEL_LABEL}=killed-run", BASE_IMAGE, "sleep", "600"],
+            stdout=output_write,
+            stderr=output_write,
+            start_new_session=True,
+        )
+        wait_for_new_process(before, lambda args, name=name: "conmon" in args[0] and name in args)
+        delay = chooser.uniform(0, 0.08)
+        time.sleep(delay)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        private = tmp_path / name
+        private.mkdir()
+        subprocess.run(
+            [sys.executable, "-m", "podkernel", "remove-abandoned", "podman", name, str(private)]
+            + [str(private / "container.pid"), str(output_read)],
+            pass_fds=(output_read,),
+            timeout=120,
+        )
+        containers, processes = leftovers()
+        left_states = runtime_states() - states
+        assert (containers, processes, left_states, private.exists()) == ([], [], set(), False), (
+            f"seed {seed} (replay: PODKERNEL_SEED={seed}), attempt {attempt}: podman run killed {delay:.3f} s "
+            f"after conmon started; left containers {containers}, processes {processes}, runtime states {left_states}"
+        )
+    os.close(output_read)
+    os.close(output_write)
+
+
+@pytest.mark.parametrize("kill", ["launcher group SIGKILL", "launcher SIGTERM", "Ctrl-C on podkernel build"])
+def test_a_build_cut_short_at_a_random_moment_leaves_nothing(install, tmp_path, kill):
+    """A ``--build`` kernel's build cut short at a random moment of its first 3 s (its COPY, a
+    RUN step, a commit, or the kernel's start after it) leaves nothing behind: no working
+    container, no RUN step or runtime ``init`` running, no runtime state, no image ID file, and
+    no half-written image that ``podman image prune`` then fails on. Each start builds anew."""
+    seed = int(os.environ.get("PODKERNEL_SEED") or int.from_bytes(os.urandom(4), "big"))
+    chooser = random.Random(seed)
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {DEBIAN_IMAGE}\nCOPY stamp /stamp\nRUN sleep 0.5; cat /stamp\nRUN cat /stamp > /copy\n"
+    )
+    (tmp_path / "stamp").write_text("installed")
+    name = install("--build", str(tmp_path))
+    for attempt in range(KILLED_BUILDS):
+        (tmp_path / "stamp").write_text(f"{seed} {attempt}")
+        states = runtime_states()
+        delay = chooser.uniform(0, 3)
+        if kill == "Ctrl-C on podkernel build":
+            build = subprocess.Popen(
+                [sys.executable, "-m", "podkernel", "build", name],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, as a terminal's foreground job has
+            )
+            time.sleep(delay)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(build.pid, signal.SIGINT)
+            build.wait(timeout=60)
+        else:
+            manager = KernelManager(kernel_name=name)
+            manager.start_kernel()
+            launcher = launcher_of(manager)
+            time.sleep(delay)
+            if kill == "launcher SIGTERM":
+                launcher.terminate()
+            else:
+                os.killpg(os.getpgid(launcher.pid), signal.SIGKILL)
+            launcher.wait(timeout=60)
+            manager.cleanup_resources()
+        containers, processes = leftovers(BUILD_STOP_S)
+        left_states = runtime_states() - states
+        pruned = podman_image_prune()
+        assert (containers, processes, left_states, pruned.returncode) == ([], [], set(), 0), (
+            f"seed {seed} (replay: PODKERNEL_SEED={seed}), attempt {attempt}: {kill} {delay:.3f} s after the start; "
+            f"left containers {containers}, processes {processes}, runtime states {left_states}; "
+            f"podman image prune: {pruned.stderr.strip()}"
+        )
 
 
 @pytest.mark.parametrize("attempt", REPEATS)
@@ -185,14 +341,13 @@ def test_restart_reuses_the_ports(install, attempt, now):
         assert reply["ename"] == "NameError"
 
 
-def interrupt_running_cell(manager, client, code: str, interrupt) -> tuple[dict, float]:
-    """Run ``code``, interrupt it after 1.5 s; return its reply and how long the reply took.
+def interrupt_running_cell(client, code: str, interrupt) -> tuple[dict, float]:
+    """Run ``code`` (a sleeping cell), interrupt it once it runs; return its reply and how long it took.
 
     It returns once the kernel is idle again: IRkernel answers an interrupted cell, then
     aborts whatever request reaches it before it reports idle.
     """
-    message_id = client.execute(code, stop_on_error=False)
-    time.sleep(1.5)
+    message_id = start_sleeping_cell(client, code)
     started = time.monotonic()
     interrupt()
     while True:
@@ -210,9 +365,7 @@ def interrupts_python_by_signal(name: str) -> None:
     """A sleeping cell ends in KeyboardInterrupt within 1 s, and the kernel keeps its state."""
     with running_kernel(name) as (manager, client):
         execute(client, "kept = 'kept'")
-        reply, elapsed = interrupt_running_cell(
-            manager, client, "import time\nfor _ in range(600): time.sleep(0.1)", manager.interrupt_kernel
-        )
+        reply, elapsed = interrupt_running_cell(client, PYTHON_SLEEPING_CELL, manager.interrupt_kernel)
         assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
         assert elapsed < 1
         assert manager.is_alive()
@@ -222,6 +375,17 @@ def interrupts_python_by_signal(name: str) -> None:
 @pytest.mark.parametrize("attempt", REPEATS)
 def test_signal_interrupt_python(install, attempt):
     interrupts_python_by_signal(install("--interrupt-mode", "signal", DEBIAN_IMAGE))
+
+
+def test_a_signal_interrupt_skips_the_init_that_would_forward_it_again(install):
+    """Each process gets one SIGINT: Podman's init, signalled too, would forward a second one to
+    the kernel, which lands wherever the first left it (IRkernel died of it under load)."""
+    with running_kernel(install("--interrupt-mode", "signal", DEBIAN_IMAGE)) as (manager, client):
+        main_pid = container_of(manager)["State"]["Pid"]
+        assert program_name(main_pid) in INIT_PROGRAMS
+        signalled = container_processes(main_pid)
+        assert main_pid not in signalled
+        assert [program_name(pid) for pid in signalled] == ["python3"]
 
 
 # Kernels behind a wrapper that does not exec them, as real images' entrypoints often are: the
@@ -248,9 +412,10 @@ def test_signal_interrupt_r(install, attempt):
     name = install("--interrupt-mode", "signal", "--language", "R", IRKERNEL_IMAGE)
     with running_kernel(name) as (manager, client):
         execute(client, "kept <- 42")
-        reply, elapsed = interrupt_running_cell(manager, client, "Sys.sleep(60)", manager.interrupt_kernel)
-        assert elapsed < 1, reply
-        assert manager.is_alive()
+        for _ in range(3):
+            reply, elapsed = interrupt_running_cell(client, R_SLEEPING_CELL, manager.interrupt_kernel)
+            assert elapsed < 1, reply
+            assert manager.is_alive()
         assert execute(client, "cat(kept)")[1].strip() == "42"
 
 
@@ -268,6 +433,93 @@ def test_sixteen_kernels_at_once(install):
             client.stop_channels()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda pair: pair[0].shutdown_kernel(), started))
+
+
+def test_a_kernel_killed_with_its_watchdog_and_conmon_is_removed_by_the_next_start(install):
+    """Every process of the launcher's session killed at once (a batch job's end, the OOM killer)
+    leaves the kernel running in its container; the next start, of any kernel of this user,
+    removes it and the private directory with its key, and leaves a live kernel alone, and a
+    warm container that waits for a start."""
+    name = install(DEBIAN_IMAGE)
+    warm = install("--warm", "--name", "swept-warm", DEBIAN_IMAGE)
+    try:
+        [ready] = waiting(warm)
+        with running_kernel(name) as (bystander, _):
+            manager, client = start_kernel(name)
+            client.stop_channels()
+            orphan = container_of(manager)
+            mine = f"podkernel-{launcher_of(manager).pid}-"
+            left = {path for path in key_dirs() if os.path.basename(path).startswith(mine)}
+            assert len(left) == 1, left
+            watchdogs = watchdogs_of(orphan["Name"])
+            assert len(watchdogs) == 1, watchdogs
+            for pid in (*watchdogs, orphan["State"]["ConmonPid"], launcher_of(manager).pid):
+                os.kill(pid, signal.SIGKILL)
+            launcher_of(manager).wait()
+            time.sleep(2)  # nothing else removes it
+            assert podman("inspect", "--format", "{{.State.Running}}", orphan["Id"]).strip() == "true"
+            with running_kernel(name) as (_, client):
+                wait_until_removed(orphan["Id"])
+                assert execute(client, "print(6 * 7)")[1].strip() == "42"
+            assert not left & key_dirs()  # the key goes with it
+            assert container_of(bystander)["State"]["Running"]
+            assert waiting(warm) == [ready]
+            manager.cleanup_resources()
+    finally:
+        podkernel("remove", warm, check=True)
+
+
+def kill_at_once(launcher: int, conmon_of: str | None) -> None:
+    """SIGKILL the launcher, everything it started and, with ``conmon_of`` (a container name
+    prefix), the conmon of such a container, as the kill of a cgroup would: all are stopped
+    first, again until no new one appears, so that nothing started in between escapes."""
+    stopped: set[int] = set()
+    while True:
+        conmons = {
+            pid
+            for pid, args in command_lines().items()
+            if conmon_of and "conmon" in args[0] and conmon_of in " ".join(args)
+        }
+        new = ({launcher, *descendants(launcher)} | conmons) - stopped
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= new
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("conmon", ["conmon killed too", "conmon spared"])
+def test_kernels_killed_with_their_watchdog_at_random_moments_are_swept_by_the_next_start(install, conmon):
+    """The launcher and everything it started (its watchdog, ``podman run``) killed at once, at a
+    random moment of the first 2.5 s of a start, with the kernel's conmon or without it (Podman
+    puts conmon in a cgroup of its own, which a batch job's kill can miss); the next start of
+    the kernel runs, and afterwards nothing is left: no container, process, key or runtime state."""
+    seed = int(os.environ.get("PODKERNEL_SEED") or int.from_bytes(os.urandom(4), "big"))
+    chooser = random.Random(seed)
+    name = install(DEBIAN_IMAGE)
+    for attempt in range(KILLED_STARTS):
+        states = runtime_states()
+        delay = chooser.uniform(0, 2.5)
+        manager = KernelManager(kernel_name=name)
+        manager.start_kernel()
+        launcher = launcher_of(manager)
+        time.sleep(delay)
+        kill_at_once(launcher.pid, f"podkernel-{name}-" if conmon == "conmon killed too" else None)
+        launcher.wait()
+        manager.cleanup_resources()
+        with running_kernel(name) as (_, client):
+            assert execute(client, "print(6 * 7)")[1].strip() == "42"
+        containers, processes = leftovers()
+        left_states = runtime_states() - states
+        assert (containers, processes, left_states) == ([], [], set()), (
+            f"seed {seed} (replay: PODKERNEL_SEED={seed}), attempt {attempt}: killed {delay:.3f} s after the start, "
+            f"{conmon}; "
+            f"left containers {containers}, processes and files {processes}, runtime states {left_states}"
+        )
 
 
 def test_ps_and_prune(install):
@@ -291,7 +543,7 @@ def test_ps_and_prune(install):
             assert container in podkernel("prune", check=True).stdout
             assert podkernel_containers() == []
         # --all removes running kernels' containers too, and nothing else.
-        manager, client = start_new_kernel(kernel_name=name, startup_timeout=120)
+        manager, client = start_kernel(name)
         client.stop_channels()
         assert container_of(manager)["Name"] in podkernel("prune", "--all", check=True).stdout
         assert launcher_of(manager).wait(timeout=10) != 0

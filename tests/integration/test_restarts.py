@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, ROOT, running_kernel
+from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, ROOT, network_state, running_kernel
 
 RESTARTS = 20
 ANSWER_WITHIN_S = 10
@@ -56,7 +56,10 @@ def test_one_client_across_twenty_restarts(install, image):
             now = index % 2 == 1
             started = time.monotonic()
             manager.restart_kernel(now=now)
-            answer_after_restart(client, f"print('state' in globals(), {index})", f"False {index}", ANSWER_WITHIN_S)
+            try:
+                answer_after_restart(client, f"print('state' in globals(), {index})", f"False {index}", ANSWER_WITHIN_S)
+            except AssertionError as error:
+                raise AssertionError(f"restart {index} (now={now}): {error}\n{network_state(manager)}") from None
             times.append(time.monotonic() - started)
             answer_after_restart(client, "state = 'old'; print('set')", "set", ANSWER_WITHIN_S)
     record_restart_times(image, times)

@@ -5,9 +5,13 @@ Each cycle, a frontend process starts a kernel with jupyter_client and runs star
 moment of its first 5 s one of three things hits it: SIGKILL to the frontend's process group
 (a Jupyter server crashing), SIGKILL to the launcher's process group (jupyter_client's own
 kill), or SIGTERM to the launcher alone. A quarter of the cycles use a --build kernel whose
-folder changes every time, so that kills land during the build at start too. After every
-cycle and a grace period: no podkernel container, no launcher or watchdog process and no
-private directory (with the kernel's key) may be left.
+folder changes every time, so that kills land during the build at start too; one of the
+other kernels is warm, so that kills land while a warm container is claimed, handed its
+connection file, restarted into the next one. After every cycle and a grace period (once
+the warm kernel is removed): no podkernel container, no launcher or watchdog process, no
+private directory (with the kernel's key), no warm container's directory, no build's working
+container or image ID file may be left, and ``podman image prune`` must work (a build cut short
+while committing an image leaves one it fails on).
 
 Run with ``pytest -m soak``; PODKERNEL_SOAK_CYCLES (default 200) and PODKERNEL_SOAK_SEED
 (default: random) set the cycles and replay a run. Every failure message names the seed.
@@ -24,14 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, leftovers
+from kernel_helpers import DEBIAN_IMAGE, PYPI_IMAGE, leftovers, podman_image_prune, warm_ups_done
 
 pytestmark = pytest.mark.soak
 
 CYCLES = int(os.environ.get("PODKERNEL_SOAK_CYCLES", "200"))
 WORKERS = 3
 KILL_WINDOW_S = 5.0
-GRACE_S = 20.0
+GRACE_S = 60.0  # rootless Podman under this load can take that long to let the last conmon go
+WARM_IDLE_S = 10  # a warm container claimed by a launcher killed before its watchdog started ends itself by then
 KILLS = ("frontend group SIGKILL", "launcher group SIGKILL", "launcher SIGTERM")
 
 FRONTEND = """
@@ -72,6 +77,12 @@ def private_dirs() -> list[str]:
                 and os.stat(os.path.join(parent, name)).st_uid == os.getuid()
             ]
     return found
+
+
+def warm_dirs(name: str) -> list[str]:
+    """Directories of a kernel's warm containers that are still there (warm.py)."""
+    root = Path(os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp") / "podkernel-warm"
+    return sorted(str(path) for path in root.glob(f"{name}--*")) if root.is_dir() else []
 
 
 class Cycle:
@@ -146,6 +157,7 @@ def test_random_kills_leave_nothing_behind(install, tmp_path):
         install(DEBIAN_IMAGE),
         install(PYPI_IMAGE),
         install("--name", "soak-signal", "--interrupt-mode", "signal", DEBIAN_IMAGE),
+        install("--name", "soak-warm", "--warm", "--warm-idle", str(WARM_IDLE_S), PYPI_IMAGE),
     ]
     build_kernel = install("--name", "soak-build", "--build", str(build_dir))
     cycles = [
@@ -176,8 +188,11 @@ def test_random_kills_leave_nothing_behind(install, tmp_path):
         worker.start()
     for worker in workers:
         worker.join()
+    warm_ups_done(timeout=120)
+    subprocess.run([sys.executable, "-m", "podkernel", "remove", "soak-warm"], check=True, capture_output=True)
     containers, processes = leftovers(GRACE_S)
-    directories = sorted(set(private_dirs()) - before)
+    directories = sorted(set(private_dirs()) - before) + warm_dirs("soak-warm")
+    pruned = podman_image_prune()  # fails on an image a build cut short while committing left half-written
     report = (
         f"seed {seed} (replay: PODKERNEL_SOAK_SEED={seed} PODKERNEL_SOAK_CYCLES={CYCLES} pytest -m soak); "
         f"{CYCLES} cycles in {time.monotonic() - started:.0f} s; kills: "
@@ -187,7 +202,8 @@ def test_random_kills_leave_nothing_behind(install, tmp_path):
     artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / f"soak-{'root' if os.geteuid() == 0 else 'rootless'}.txt").write_text(report + "\n")
-    assert (containers, processes, directories) == ([], [], []), (
-        f"left behind after {report}: containers {containers}, processes {processes}, private dirs {directories}; "
+    assert (containers, processes, directories, pruned.stderr.strip()) == ([], [], [], ""), (
+        f"left behind after {report}: containers {containers}, processes {processes}, private dirs {directories}, "
+        f"podman image prune says {pruned.stderr.strip()!r}; "
         f"cycles: {'; '.join(map(str, cycles))}"
     )

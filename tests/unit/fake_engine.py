@@ -5,6 +5,9 @@ this supervises one such kernel as ``podkernel start`` would:
 
     python fake_engine.py WORK_DIR [--remove-fails] [--build-seconds N]
 
+The engine's command line is a script, WORK_DIR/fake, that only builds: it sleeps N seconds
+and writes an image ID, through the engine's real build() (its session, its watchdog).
+
 Every engine call, and what the kernel and the watchdog do, is a line in WORK_DIR/events;
 the supervisor's private directory is WORK_DIR/private.
 """
@@ -38,6 +41,15 @@ while True:
     time.sleep(1)
 """
 
+# The fake engine's command line: `fake build SECONDS --iidfile FILE DIRECTORY`.
+CLI = """
+import os, sys, time
+print("build pid", os.getpid(), flush=True)
+time.sleep(float(sys.argv[2]))
+with open(sys.argv[sys.argv.index("--iidfile") + 1], "w") as handle:
+    handle.write("sha256:fake")
+"""
+
 
 class FakeEngine(ContainerEngine):
     """Runs the kernel as a child process in a session of its own; every call is noted in ``events``."""
@@ -52,7 +64,11 @@ class FakeEngine(ContainerEngine):
         self.events = os.path.join(work_dir, "events")
         self.remove_fails = remove_fails
         self.kernel: subprocess.Popen | None = None
-        self._executable = sys.executable
+        self._executable = os.path.join(work_dir, "fake")
+        if not os.path.exists(self._executable):
+            with open(self._executable, "w", encoding="utf-8") as handle:
+                handle.write(f"#!{sys.executable}\n{CLI}")
+            os.chmod(self._executable, 0o755)
 
     def note(self, line: str) -> None:
         with open(self.events, "a", encoding="utf-8") as handle:
@@ -70,10 +86,16 @@ class FakeEngine(ContainerEngine):
     def containers(self, label):
         return []
 
+    def exit_status(self, label):
+        return None
+
     def build_for(self, seconds: float) -> None:
-        """A 'build' that runs ``seconds``, through the engine's own streaming of build output."""
-        code = f"import os, time; print('build pid', os.getpid(), flush=True); time.sleep({seconds})"
-        self._stream(["-c", code], "fake build", "", show=lambda line: self.note(line.strip()))
+        """A build that runs ``seconds``, through the engine's real build()."""
+        self.build(self.work_dir, [str(seconds)], show=lambda line: self.note(line.strip()))
+
+    def build_watchdog_command(self, iidfile: str, output: int) -> list[str]:
+        """The real stop_abandoned_build, run by this script with this engine (noted when done)."""
+        return [sys.executable, __file__, self.work_dir, "--stop-build", iidfile, str(output)]
 
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
         # Behind a wrapper shell that does not exec, as many images' entrypoints are.
@@ -99,16 +121,28 @@ class FakeEngine(ContainerEngine):
             self.kernel.wait()
         return True
 
-    def remove_command(self, container: str) -> list[str]:
-        """The watchdog's removal: the wrapper's process group, noted so that a test sees the hand-off."""
-        group = os.path.join(self.work_dir, "container.pgid")  # outside the private dir, which goes first
-        return ["sh", "-c", f'kill -KILL -"$(cat {group})"; echo "watchdog removed" >> "{self.events}"']
+    def monitors(self):
+        return []
+
+    def start_sweep(self) -> None:
+        self.note("sweep")
+
+    def watchdog_command(self, container: str, private_dir: str, pidfile: str, output: int) -> list[str]:
+        """The watchdog's removal: the wrapper's process group and the private directory, noted so
+        that a test sees the hand-off."""
+        group = os.path.join(self.work_dir, "container.pgid")  # outside the private dir
+        script = f'kill -KILL -"$(cat {group})"; rm -rf -- "$0"; echo "watchdog removed" >> "{self.events}"'
+        return ["sh", "-c", script, private_dir]
 
 
 def main() -> int:
-    guard = StartGuard(pidfd(os.getppid()))
     work_dir = sys.argv[1]
     engine = FakeEngine(work_dir, remove_fails="--remove-fails" in sys.argv)
+    if sys.argv[2:3] == ["--stop-build"]:
+        engine.stop_abandoned_build(sys.argv[3], int(sys.argv[4]))
+        engine.note("build watchdog stopped the build")
+        return 0
+    guard = StartGuard(pidfd(os.getppid()))
     launch = new_launch(
         KernelSettings(name="fake", image="img"),
         "img",

@@ -87,6 +87,13 @@ def write_foreign_kernel(jupyter_dirs):
     return folder
 
 
+def test_a_kernel_named_twice_is_removed_once(jupyter_dirs):
+    kernelspecs.install(spec_for(), "demo", kernelspecs.Location(), replace=False)
+    result = podkernel("remove", "demo", "DEMO")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Removed") == 1
+
+
 def test_remove_refuses_other_kernels(jupyter_dirs):
     folder = write_foreign_kernel(jupyter_dirs)
     kernelspecs.install(spec_for(), "demo", kernelspecs.Location(), replace=False)
@@ -118,6 +125,18 @@ def one_line_error(result, *fragments):
         (["install", "--sys-prefix", "--prefix", "{tmp}/prefix", "img"], ["only one of"]),
         (["install", "--prefix", "{tmp}/a-file", "img"], ["'--prefix'", "is a file", "--help"]),
         (["install", "--interrupt-mode", "sometimes", "img"], ["'--interrupt-mode'", "sometimes"]),
+        (["install", "--nmae", "x", "img"], ["no option --nmae", "did you mean --name?"]),
+        (
+            ["install", "--name=k", "--dispaly-name=K", "img"],
+            ["no option --dispaly-name", "did you mean --display-name?"],
+        ),
+        (["install", "--build", "--no-chek", "dir"], ["no option --no-chek", "did you mean --no-check?"]),
+        (["install", "-v", "/h:/h", "img"], ["no option -v", "options for podman go after IMAGE"]),
+        (["install", "--check-timeout", "0", "img"], ["'--check-timeout'", "0"]),
+        (["check", "nope"], ["no kernel named 'nope'"]),
+        (["install", "img", "--no-check"], ["--no-check is an option of podkernel install", "give it before IMAGE"]),
+        (["install", "--build", "{tmp}", "--language", "R"], ["--language is an option of podkernel", "before DIR"]),
+        (["install", "img", "--", "--interrupt-mode=signal", "--", "x"], ["--interrupt-mode is an option of"]),
         (["list", "--bogus"], ["No such option", "--bogus"]),
         (["nosuchcommand"], ["No such command"]),
         (["show", "nope"], ["no kernel named 'nope'", "podkernel list"]),
@@ -187,3 +206,23 @@ def test_the_engine_runs_with_the_system_program_folders():
 
     assert missing_program_dirs("/usr/bin:/bin") == ["/usr/local/sbin", "/usr/sbin", "/sbin"]
     assert missing_program_dirs("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") == []
+
+
+def test_the_default_display_name_names_the_language_when_it_is_known(tmp_path):
+    from podkernel.commands.install import default_display_name
+
+    image = KernelSettings(name="k", image="quay.io/jupyter/r-notebook:2024")
+    assert default_display_name(image, "R") == "r-notebook:2024 (R, podkernel)"
+    assert default_display_name(image, "python") == "r-notebook:2024 (Python, podkernel)"
+    assert (
+        default_display_name(KernelSettings(name="k", build_dir=str(tmp_path)), None) == f"{tmp_path.name} (podkernel)"
+    )
+
+
+def test_install_knows_which_of_its_options_podman_lacks():
+    from podkernel.commands.install import OWN_OPTIONS
+    from podkernel.podman_options import RUN_BOOLEAN_OPTIONS, RUN_VALUE_OPTIONS
+
+    options = [param for param in install.params if param.param_type_name == "option"]
+    names = {name for option in options for name in (*option.opts, *option.secondary_opts)}
+    assert OWN_OPTIONS == names - RUN_BOOLEAN_OPTIONS - RUN_VALUE_OPTIONS - {"-h", "--help"}

@@ -5,7 +5,7 @@ import pytest
 from podkernel import plan
 from podkernel.engines import ENGINES
 from podkernel.errors import PodkernelError
-from podkernel.plan import Launch, container_name
+from podkernel.plan import Launch, container_name, is_container_name
 from podkernel.settings import ENGINE_NAMES, KernelSettings
 
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
@@ -120,6 +120,10 @@ def test_key_never_reaches_the_command_line():
 def test_container_name_says_whose_it_is():
     assert container_name("podkernel-python", "ab12") == "podkernel-python-ab12"
     assert container_name("mine", "ab12") == "podkernel-mine-ab12"
+    assert is_container_name(container_name("mine", "0a1b2c3d"))
+    assert is_container_name(container_name("podkernel-python", "warm-0a1b2c3d"))
+    assert not is_container_name("podkernel-test-base-working-container")  # a build's
+    assert not is_container_name("other-0a1b2c3d")
 
 
 def test_mount_cwd_mounts_the_start_folder_and_works_there():

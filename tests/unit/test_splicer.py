@@ -71,6 +71,35 @@ def test_a_client_that_says_nothing_is_closed(monkeypatch):
     assert round_trip(port) == b"hello"
 
 
+def test_a_lost_connection_to_the_kernel_is_made_again_while_the_client_waits(monkeypatch):
+    """A SYN that vanishes (a stale translation in the wild) is tried again from a new socket every
+    CONNECT_S, not only at TCP's own 1 s, 3 s, 7 s...; the client stays connected, its bytes unread."""
+    from test_relay import port_that_drops_syns
+
+    monkeypatch.setattr(splicer, "CONNECT_S", 0.2)
+    with port_that_drops_syns() as lost:
+        port = started_splicer(lost)
+        created = []
+
+        class CountedSocket(socket.socket):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                created.append(self)
+
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            monkeypatch.setattr(socket, "socket", CountedSocket)  # from here on: the splicer's new ones
+            client.sendall(b"greeting")
+            time.sleep(1.1)
+            monkeypatch.undo()
+            assert len(created) >= 3, f"{len(created)} new connections to the kernel's port in 1.1 s"
+            client.settimeout(0.1)
+            try:
+                client.recv(10)
+                raise AssertionError("the client was closed")
+            except TimeoutError:
+                pass  # still connected, waiting
+
+
 RELAY_WITH_FEW_DESCRIPTORS = textwrap.dedent(
     """
     import resource, socket, sys

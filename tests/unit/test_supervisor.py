@@ -5,15 +5,19 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
+# A frontend: starts the launcher (argv[2:]); with argv[1] "piped", reads its stderr itself,
+# so that the launcher's stderr is a pipe nobody reads once the frontend has died.
 FRONTEND = """
 import subprocess, sys, time
-launcher = subprocess.Popen([sys.executable, *sys.argv[1:]])
+piped = subprocess.PIPE if sys.argv[1] == "piped" else None
+launcher = subprocess.Popen([sys.executable, *sys.argv[2:]], stderr=piped)
 print(launcher.pid, flush=True)
 time.sleep(60)
 """
@@ -62,13 +66,13 @@ def launcher(tmp_path):
     """Start the fake launcher; yield (process, work dir) once its kernel runs."""
     started = []
 
-    def start(*options):
+    def start(*options, env: dict | None = None):
         process = subprocess.Popen(
             [sys.executable, str(FAKE_ENGINE), str(tmp_path), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=launcher_env(),
+            env=dict(launcher_env(), **(env or {})),
         )
         started.append(process)
         wait_for(lambda: "kernel running" in events(tmp_path))
@@ -105,10 +109,33 @@ def test_stopping_signal_removes_the_container_and_dismisses_the_watchdog(launch
     process.send_signal(signum)
     assert process.wait(timeout=10) == 0
     assert events(tmp_path)[-1] == "remove 1"
+    assert f"{signum.name} received: stopping the kernel's container" in process.stderr.read()
     assert not group_alive(pid)
     assert not (tmp_path / "private").exists()
     time.sleep(0.2)
     assert not watchdog_finished(tmp_path)
+
+
+def test_a_private_dir_left_by_a_launcher_killed_with_its_watchdog_starts_a_sweep(launcher, tmp_path):
+    """Such a directory means that a container may run on with no owner: the next start removes
+    the directory and starts a sweep of launcherless containers; a live launcher's stays."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    abandoned, live = runtime / f"podkernel-{ended.pid}-0011", runtime / f"podkernel-{os.getpid()}-0022"
+    for path in (abandoned, live):
+        path.mkdir()
+        (path / "connection.json").write_text("{}")
+    env = {"XDG_RUNTIME_DIR": "", "TMPDIR": str(runtime)}
+    first = launcher(env=env)
+    assert events(tmp_path).count("sweep") == 1
+    assert not abandoned.exists() and live.exists()
+    first.terminate()
+    assert first.wait(timeout=10) == 0
+    (tmp_path / "events").unlink()
+    launcher(env=env)  # nothing left to sweep
+    assert "sweep" not in events(tmp_path)
 
 
 def test_kernel_gone_ends_the_launcher_with_an_error(launcher, tmp_path):
@@ -120,9 +147,12 @@ def test_kernel_gone_ends_the_launcher_with_an_error(launcher, tmp_path):
     assert not (tmp_path / "private").exists()
 
 
-def test_frontend_gone_removes_the_container(tmp_path):
+@pytest.mark.parametrize("stderr", ["inherited", "piped"])
+def test_frontend_gone_removes_the_container(tmp_path, stderr):
+    """Also when the launcher's stderr was a pipe to the frontend: saying why it stops must not
+    keep it from stopping."""
     frontend = subprocess.Popen(
-        [sys.executable, "-c", FRONTEND, str(FAKE_ENGINE), str(tmp_path)],
+        [sys.executable, "-c", FRONTEND, stderr, str(FAKE_ENGINE), str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
         env=launcher_env(),
@@ -161,12 +191,14 @@ def build_pid(work: Path) -> int:
 
 
 def start_building(work: Path) -> subprocess.Popen:
+    """The fake launcher, building for 30 s, in a process group of its own (as Jupyter starts it)."""
     return subprocess.Popen(
         [sys.executable, str(FAKE_ENGINE), str(work), "--build-seconds", "30"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=launcher_env(),
+        start_new_session=True,
     )
 
 
@@ -181,7 +213,7 @@ def test_sigterm_during_the_build_stops_it_and_leaves_nothing(tmp_path):
 
 def test_frontend_gone_during_the_build_stops_it(tmp_path):
     frontend = subprocess.Popen(
-        [sys.executable, "-c", FRONTEND, str(FAKE_ENGINE), str(tmp_path), "--build-seconds", "30"],
+        [sys.executable, "-c", FRONTEND, "inherited", str(FAKE_ENGINE), str(tmp_path), "--build-seconds", "30"],
         stdout=subprocess.PIPE,
         text=True,
         env=launcher_env(),
@@ -193,6 +225,31 @@ def test_frontend_gone_during_the_build_stops_it(tmp_path):
     wait_for(lambda: not pid_alive(launcher_pid))
     assert not pid_alive(build)
     assert "run" not in events(tmp_path) and not (tmp_path / "private").exists()
+
+
+def test_launcher_killed_during_the_build_leaves_the_build_watchdog_to_stop_it(tmp_path):
+    """The build runs in a session of its own (a kill of the launcher's group misses it); once the
+    launcher has died, the build's watchdog stops the build and removes its image ID file."""
+    process = start_building(tmp_path)
+    build = build_pid(tmp_path)
+    iidfiles = [path for path in Path(tempfile.gettempdir()).glob("podkernel-*.iid") if str(build) in _owner(path)]
+    os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: "build watchdog stopped the build" in events(tmp_path))
+    assert not pid_alive(build)
+    assert iidfiles and not any(path.exists() for path in iidfiles)
+
+
+def _owner(iidfile: Path) -> str:
+    """The PIDs of the processes whose command line names ``iidfile``."""
+    owners = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if str(iidfile).encode() in (entry / "cmdline").read_bytes():
+                owners.append(entry.name)
+        except OSError:
+            continue
+    return " ".join(owners)
 
 
 def stop_a_start(work: Path, delay: float, signum: signal.Signals) -> None:
@@ -226,3 +283,26 @@ def test_a_stop_at_any_moment_of_a_start_leaves_nothing(tmp_path):
         except AssertionError:
             replay = f"seed {seed}, attempt {attempt}: {signum.name} after {delay:.3f} s"
             raise AssertionError(f"left behind ({replay}): {events(work)}") from None
+
+
+def test_image_id_files_of_dead_creators_are_removed_at_the_next_build(tmp_path):
+    """A creator killed before its build's watchdog started leaves its empty ID file: the next
+    build removes it, but not one whose creator lives or that a process names (a build being
+    stopped, which may still write it)."""
+    from podkernel.engines.base import remove_stale_iidfiles
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"podkernel-{dead.pid}-abc.iid"
+    alive = tmp_path / f"podkernel-{os.getpid()}-def.iid"
+    named = tmp_path / f"podkernel-{dead.pid}-ghi.iid"
+    for path in (stale, alive, named):
+        path.write_text("")
+    holder = subprocess.Popen(["sh", "-c", "sleep 30", "build", str(named)])
+    try:
+        wait_for(lambda: str(named).encode() in Path(f"/proc/{holder.pid}/cmdline").read_bytes())  # exec'd
+        remove_stale_iidfiles(str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (stale.exists(), alive.exists(), named.exists()) == (False, True, True)

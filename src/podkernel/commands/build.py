@@ -13,5 +13,5 @@ from ..progress import image_progress
 def build(name: str) -> None:
     settings = kernelspecs.load(name).settings
     with image_progress(settings) as show:
-        image_id = resolve_image(settings, container_engine(settings.engine), show)
+        image_id = resolve_image(settings, container_engine(settings.engine, settings.remote), show)
     click.echo(image_id)

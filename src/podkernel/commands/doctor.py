@@ -9,8 +9,8 @@ from ..tables import print_table
 MARKS = {"pass": "ok", "warn": "warning", "fail": "FAILED"}
 
 
-def doctor(image: str | None, engine: str | None) -> None:
-    checks = run_checks(image, engine)
+def doctor(image: str | None, engine: str | None, remote: dict[str, str]) -> None:
+    checks = run_checks(image, engine, remote)
     print_table(
         ["Check", "Result", "Detail", "Fix"],
         [[check.name, MARKS[check.status], check.detail, check.fix] for check in checks],

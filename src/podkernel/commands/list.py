@@ -14,12 +14,13 @@ def list_kernels() -> None:
         click.echo("No podkernel kernels installed. Add one with: podkernel install IMAGE")
         return
     print_table(
-        ["Name", "Display name", "Image or build dir", "Interrupt", "Location"],
+        ["Name", "Display name", "Image or build dir", "Runs on", "Interrupt", "Location"],
         [
             [
                 k.settings.name,
                 k.spec.get("display_name", ""),
                 k.settings.source,
+                k.settings.where,
                 k.spec.get("interrupt_mode", "signal"),
                 k.resource_dir,
             ]

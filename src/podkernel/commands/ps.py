@@ -9,8 +9,9 @@ from ..engines import container_engine
 from ..tables import print_table
 
 
-def ps() -> None:
-    containers = kernel_containers(container_engine())
+def ps(remote: dict[str, str]) -> None:
+    """``remote``: another machine's containers (settings.remote_setting); empty: this machine's."""
+    containers = kernel_containers(container_engine(None, remote))
     if not containers:
         click.echo("No podkernel containers.")
         return
@@ -22,7 +23,13 @@ def ps() -> None:
                 c.name,
                 format_age(c.age_s),
                 c.state,
-                f"pid {c.launcher_pid}: " + ("running" if c.owner_alive else "gone"),
+                "warm: waits for a start"
+                if c.warm
+                else f"pid {c.launcher_pid} on {c.launcher_host}"
+                if c.launcher_host
+                else f"pid {c.launcher_pid} of uid {c.launcher_uid}"
+                if c.launcher_uid
+                else f"pid {c.launcher_pid}: " + ("running" if c.owner_alive else "gone"),
             ]
             for c in containers
         ],

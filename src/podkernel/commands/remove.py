@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import click
 
-from .. import kernelspecs
+from .. import kernelspecs, warm
+from ..engines import container_engine
 
 
 def remove(names: list[str]) -> None:
+    """Remove the kernelspecs, and the warm containers waiting for them."""
+    names = list(dict.fromkeys(name.lower() for name in names))  # a name given twice is removed once
+    kernels = [kernelspecs.load(name) for name in names]  # all known, or nothing is removed
     for path in kernelspecs.remove(names):
         click.echo(f"Removed {path}")
+    for kernel in kernels:
+        if kernel.settings.warm:
+            for container in warm.discard(
+                container_engine(kernel.settings.engine, kernel.settings.remote), kernel.settings.name
+            ):
+                click.echo(f"Removed warm container {container}")

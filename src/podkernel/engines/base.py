@@ -14,11 +14,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from .. import processes
+from ..connection import CONTAINER_DIR, START_FIFO_PATH
 from ..errors import PodkernelError
 
 if TYPE_CHECKING:
@@ -39,10 +42,13 @@ class HostFacts(NamedTuple):
 
 # The watchdog: `read` waits, without polling, on a pipe whose other end only the supervisor
 # holds; the kernel closes it the instant the supervisor dies, however it dies. Then the script
-# kills the container's main process (pid in $2) at once, removes the private directory ($1)
-# and execs the rest: the command that removes the container.
-WATCHDOG_SCRIPT = 'read -r _; kill -KILL "$(cat "$2" 2>/dev/null)" 2>/dev/null; rm -rf -- "$1"; shift 2; exec "$@"'
+# execs the rest: the command that ends the kernel and removes what it had (watchdog_command).
+WATCHDOG_SCRIPT = 'read -r _; exec "$@"'
 WATCHDOG_NAME = "podkernel-watchdog"
+ABANDONED_RUN_FINISH_S = 60  # how long the watchdog lets an engine's run of the container go on
+ABANDONED_EXIT_S = 2  # how long a process, once killed, may take to end
+BUILD_WATCHDOG_NAME = "podkernel-build-watchdog"
+BUILD_STOP_S = 30  # how long a build asked to stop may take before it is killed outright
 
 
 # Where the tools that engines run live. Root Podman's network backend runs iptables from
@@ -57,39 +63,74 @@ def missing_program_dirs(path: str) -> list[str]:
     return [directory for directory in SYSTEM_PROGRAM_DIRS if directory not in present]
 
 
-# The inits that engines run as a container's main process (--init): they forward signals.
-INIT_PROGRAMS = ("catatonit", "tini", "docker-init", "dumb-init")
+# The init programs a container may run as its main process (``comm``: Podman's --init runs
+# catatonit as /run/podman-init). An init forwards SIGINT to its child: signalled itself as well,
+# the kernel would get two interrupts, the second landing wherever the first left it.
+INIT_PROGRAMS = ("catatonit", "podman-init", "tini", "docker-init", "dumb-init")
 
 
 def container_processes(main_pid: int) -> list[int]:
     """A container's processes as the host sees them: its main process's descendants, and the
     main process itself unless it is an init; read from /proc, where anyone may read ``stat``."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, waiting = [], list(children.get(main_pid, []))
-    while waiting:
-        pid = waiting.pop()
-        found.append(pid)
-        waiting += children.get(pid, [])
+    found = processes.descendants(main_pid)
+    program = processes.program_name(main_pid)
+    return found if not program or program in INIT_PROGRAMS else [main_pid, *found]
+
+
+class Monitor(NamedTuple):
+    """A process that an engine runs beside a container and that waits for it to end.
+
+    Should the engine's ``run`` die after starting it, before recording the container, the
+    monitor waits forever on the OCI runtime's ``init``, and the engine knows neither.
+    """
+
+    pid: int
+    command: list[str]  # its arguments: a PID since reused runs others
+    container: str  # the container's name
+    container_id: str
+    runtime: list[str]  # the OCI runtime (runc, crun) and its global options, as the monitor runs it
+    pidfile: str = ""  # where it writes the container's PID (in the launcher's private directory)
+
+
+def warm_mounts(launch: Launch) -> list[str]:
+    """A warm container's mounts: a tmpfs where its user writes the connection file it is handed
+    through the FIFO (mode 0666 inside a directory only the host user can enter)."""
+    return [
+        "--tmpfs",
+        f"{CONTAINER_DIR}:mode=1777",
+        "--volume",
+        f"{launch.start_fifo}:{START_FIFO_PATH}{':z' if launch.selinux else ''}",
+    ]
+
+
+def drain(fd: int, ended=None) -> None:
+    """Read and drop what comes from the file descriptor ``fd`` until its end; then set the
+    ``threading.Event`` ``ended``, if any."""
     try:
-        with open(f"/proc/{main_pid}/comm", encoding="utf-8", errors="replace") as handle:
-            is_init = handle.read().strip() in INIT_PROGRAMS
+        while os.read(fd, 65536):
+            pass
     except OSError:
-        return found
-    return found if is_init else [main_pid, *found]
+        pass
+    if ended is not None:
+        ended.set()
+
+
+def remove_stale_iidfiles(directory: str) -> None:
+    """Remove this user's image ID files in ``directory`` (``podkernel-PID-*.iid``) whose creator
+    PID has ended and that no process names: a creator killed before its build's watchdog
+    started left them. One still named (a build being stopped) stays, so that no other user can
+    put a link in its place while the engine may still write it."""
+    import glob
+
+    processes.remove_abandoned(glob.glob(os.path.join(directory, "podkernel-*-*.iid")))
 
 
 def to_stderr(line: str) -> None:
     """Where build and pull output goes by default: stderr, where Jupyter logs it."""
     sys.stderr.write(line)
+
+
+REMOVE_ATTEMPTS = 2  # see ContainerEngine.remove
 
 
 class ContainerEngine(ABC):
@@ -99,6 +140,10 @@ class ContainerEngine(ABC):
     display_name: str  # what people call it
     install_hint: str
     supports_keep_id = False  # whether --keep-id can map the host user into the container
+    remote = False  # whether the containers run on another machine (engines/remote.py)
+    # Whether every user's containers are listed together (a daemon's), not each user's apart:
+    # then only a container labelled as this user's (plan.launcher_labels) is this user's to judge.
+    shared_by_users = False
     # Whether the connection file's copy must be readable by any container user, because the
     # engine cannot hand a mounted file to the container's user (it stays in a 0700 directory).
     copy_for_any_user = False
@@ -121,6 +166,11 @@ class ContainerEngine(ABC):
 
     # Pure facts: arguments and words, no engine process.
 
+    @property
+    def word(self) -> str:
+        """This engine as one word on a watchdog's command line (engines.engine_from_word)."""
+        return self.name
+
     @abstractmethod
     def gpu_args(self, kind: str | None) -> list[str]:
         """The run args that pass the host's GPUs of ``kind`` (``nvidia``, ``amd``) in; none for None."""
@@ -136,40 +186,58 @@ class ContainerEngine(ABC):
             return [f"--keep-id is for rootless Podman; {self.display_name} kernels run as the image's user"]
         return []
 
-    def remove_command(self, container: str) -> list[str]:
-        """The command line that force-removes a container, for the watchdog to run later."""
-        return [self.executable, "rm", "--force", "--ignore", "--time", "0", container]
+    def watchdog_command(self, container: str, private_dir: str, pidfile: str, output: int) -> list[str]:
+        """What the watchdog runs once the launcher has died: ``podkernel remove-abandoned``, which
+        kills the kernel (PID in ``pidfile``), removes ``private_dir`` and then the container,
+        reading and dropping the engine's output (file descriptor ``output``) meanwhile."""
+        return [
+            sys.executable,
+            "-m",
+            "podkernel",
+            "remove-abandoned",
+            self.word,
+            container,
+            private_dir,
+            pidfile,
+            str(output),
+        ]
 
     # Operations.
 
+    def command(self, args: list[str]) -> list[str]:
+        """The engine's full command line for ``args``."""
+        return [self.executable, *args]
+
     def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run([self.executable, *args], text=True, **kwargs)
+        return subprocess.run(self.command(args), text=True, **kwargs)
 
     def _capture(self, args: list[str]) -> subprocess.CompletedProcess:
         return self._run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
-    def _stream(self, args: list[str], what: str, advice: str, show: OutputHandler) -> None:
-        """Run, handing each line of output to ``show``; on failure quote the last line in the error."""
+    def _stream(
+        self, process: subprocess.Popen, lines, what: str, advice: str, show: OutputHandler, stop: Callable[[], None]
+    ) -> None:
+        """Hand each of ``lines``, the output of ``process``, to ``show``; on failure quote the last
+        one in the error. Cut short meanwhile (start_guard.Stopped, Ctrl-C), ``stop`` ends it first,
+        while its output is read and dropped: a process blocked on a full pipe would never stop."""
         tail: deque[str] = deque(maxlen=20)
-        process = subprocess.Popen(
-            [self.executable, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        assert process.stdout is not None
         try:
-            for line in process.stdout:
+            for line in lines:
                 show(line)
                 if line.strip():
                     tail.append(line.rstrip())
-        finally:  # a start stopped meanwhile (start_guard.Stopped) must not leave a build running
+        finally:
             if process.poll() is None:
-                process.kill()
-                process.wait()
-        if process.wait() != 0:
+                import select
+                import threading
+
+                stopping = threading.Thread(target=stop, daemon=True)
+                stopping.start()
+                while stopping.is_alive():
+                    if select.select([lines], [], [], 0.05)[0] and not os.read(lines.fileno(), 65536):
+                        stopping.join()
+            process.wait()
+        if process.returncode != 0:
             last = tail[-1] if tail else "no output"
             raise PodkernelError(f"{what} failed (exit {process.returncode}): {last} -- {advice}")
 
@@ -197,8 +265,33 @@ class ContainerEngine(ABC):
 
     def image_id(self, reference: str) -> str | None:
         """The full ID of a local image, or None when there is no such image here."""
-        result = self._capture(["image", "inspect", "--format", "{{.Id}}", reference])
-        return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
+        return self.image_id_soon(reference)()
+
+    def image_id_soon(self, reference: str) -> Callable[[], str | None]:
+        """Start looking up :meth:`image_id` now; the function returned waits for the answer."""
+        process = subprocess.Popen(
+            self.command(["image", "inspect", "--format", "{{.Id}}", reference]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+        def answer() -> str | None:
+            output, _ = process.communicate()
+            return output.strip() if process.returncode == 0 and output.strip() else None
+
+        return answer
+
+    def image_command(self, image_id: str) -> tuple[list[str], list[str]]:
+        """An image's entrypoint and command (``ENTRYPOINT``, ``CMD``), each a list of words."""
+        result = self._capture(
+            ["image", "inspect", "--format", "{{json .Config.Entrypoint}}\n{{json .Config.Cmd}}", image_id]
+        )
+        if result.returncode != 0:
+            raise self._fail("image inspect", result, "check that the image exists")
+        entrypoint, command = (json.loads(line) or [] for line in result.stdout.splitlines()[:2])
+        return list(entrypoint), list(command)
 
     def image_user(self, image_id: str) -> str:
         """The user an image runs as (its ``USER``), ``""`` when unset."""
@@ -214,39 +307,124 @@ class ContainerEngine(ABC):
 
     def pull(self, reference: str, show: OutputHandler = to_stderr) -> None:
         """Pull an image, handing the engine's progress lines to ``show``."""
+        process = subprocess.Popen(
+            self.command(["pull", reference]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         self._stream(
-            ["pull", reference],
+            process,
+            process.stdout,
             f"{self.name} pull {reference}",
             f"check the image name and that its registry is reachable ({self.name} login for private ones)",
             show,
+            process.kill,
         )
 
     def build(self, directory: str, build_args: list[str], show: OutputHandler = to_stderr, tag: str = "") -> str:
-        """Build a directory's Containerfile with the user's build args (and ``tag``); return the image ID."""
+        """Build a directory's Containerfile with the user's build args (and ``tag``); return the image ID.
+
+        The build runs in a session of its own, beside a watchdog: cut short however (Ctrl-C, its
+        frontend gone, this process killed), it is stopped the engine's clean way
+        (:meth:`stop_build`), never killed midway, which leaves the engine's half-done work behind.
+        """
         import tempfile
 
-        handle, iidfile = tempfile.mkstemp(prefix="podkernel-", suffix=".iid")
+        remove_stale_iidfiles(tempfile.gettempdir())
+        handle, iidfile = tempfile.mkstemp(prefix=f"podkernel-{os.getpid()}-", suffix=".iid")
         os.close(handle)
+        output_read, output_write = os.pipe()
+        lifeline_read, lifeline_write = os.pipe()
         try:
-            self._stream(
-                ["build", *build_args, *(["--tag", tag] if tag else []), "--iidfile", iidfile, directory],
-                f"{self.name} build {directory}",
-                "fix the Containerfile or the build args, then try again",
-                show,
+            watchdog = subprocess.Popen(
+                ["sh", "-c", WATCHDOG_SCRIPT, BUILD_WATCHDOG_NAME, *self.build_watchdog_command(iidfile, output_read)],
+                stdin=lifeline_read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(output_read,),
+                start_new_session=True,
             )
+        finally:
+            os.close(lifeline_read)
+        process: subprocess.Popen | None = None
+        try:
+            with os.fdopen(output_read, encoding="utf-8", errors="replace") as lines:
+                try:
+                    process = subprocess.Popen(
+                        self.command(
+                            ["build", *build_args, *(["--tag", tag] if tag else []), "--iidfile", iidfile, directory]
+                        ),
+                        stdin=subprocess.DEVNULL,
+                        stdout=output_write,
+                        stderr=output_write,
+                        start_new_session=True,
+                    )
+                finally:
+                    os.close(output_write)
+                self._stream(
+                    process,
+                    lines,
+                    f"{self.name} build {directory}",
+                    "fix the Containerfile or the build args, then try again",
+                    show,
+                    lambda: self.stop_build(process.pid),
+                )
             with open(iidfile, encoding="utf-8") as stream:
                 return stream.read().strip()
         finally:
+            if process is None or process.poll() is not None:  # ended: the watchdog goes before its lifeline
+                os.killpg(watchdog.pid, signal.SIGKILL)
+                watchdog.wait()
+                os.unlink(iidfile)
+            os.close(lifeline_write)  # a build still running (stopping it was cut short): the watchdog's now
+
+    def build_watchdog_command(self, iidfile: str, output: int) -> list[str]:
+        """What a build's watchdog runs once its caller has died: ``podkernel stop-build``
+        (:meth:`stop_abandoned_build`)."""
+        return [sys.executable, "-m", "podkernel", "stop-build", self.word, iidfile, str(output)]
+
+    def stop_build(self, pid: int) -> None:
+        """Stop the engine's build ``pid`` so that it leaves nothing behind; it is killed outright
+        only when it has not ended after BUILD_STOP_S. Here: the engine's client is asked to
+        stop (SIGTERM), for a daemon builds and cleans up by itself."""
+        processes.signal_all([pid], signal.SIGTERM)
+        if not processes.wait_gone([pid], BUILD_STOP_S):
+            processes.kill_all([pid])
+
+    def stop_abandoned_build(self, iidfile: str, output: int) -> None:
+        """Stop the build that writes ``iidfile``, whose caller has died (:meth:`stop_build`);
+        meanwhile read and drop its output (the read end ``output``) until it has ended. Then
+        remove ``iidfile``."""
+        import threading
+
+        ended = threading.Event()
+        threading.Thread(target=drain, args=(output, ended), daemon=True).start()
+        deadline = time.monotonic() + BUILD_STOP_S + ABANDONED_EXIT_S
+        while not ended.wait(0.05) and time.monotonic() < deadline:
+            for pid, args in processes.naming([iidfile])[iidfile].items():
+                if ("--iidfile", iidfile) in zip(args, args[1:], strict=False):  # the build, not this watchdog
+                    self.stop_build(pid)
+        try:
             os.unlink(iidfile)
+        except FileNotFoundError:
+            pass
 
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
         """``ENGINE run`` the given arguments (which include ``--detach``).
 
         The engine's output, and the container's own where it passes through, goes to the file
         descriptor ``output``. Once this returns, ``launch.container_pidfile`` holds the PID of
-        the container's main process.
+        the container's main process. The engine runs in a session of its own: killing the
+        caller's process group (jupyter_client's way to stop a kernel) must not cut a ``run``
+        short, which leaves what the engine had set up but not recorded yet (network rules,
+        a monitor waiting forever); the watchdog waits for it instead (remove_abandoned).
         """
-        returncode = self._run(["run", *run_args], stdin=subprocess.DEVNULL, stdout=output, stderr=output).returncode
+        returncode = self._run(
+            ["run", *run_args], stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+        ).returncode
         if returncode != 0:
             raise PodkernelError(
                 f"{self.name} could not start the kernel's container (exit {returncode}): see its message above"
@@ -295,33 +473,145 @@ class ContainerEngine(ABC):
 
         The removal runs in a session of its own, so that killing the caller's process group
         cannot cut it short. Returns whether the container is gone; a failure is reported on stderr.
+
+        A failed removal is tried once more: Podman fails one whose container the runtime already
+        has as stopped while Podman still has it running (its conmon was killed during the start:
+        "container state improper"), and leaves it "stopping"; the next ``rm`` removes it.
         """
-        result = self._run(
-            ["rm", "--force", "--ignore", "--time", str(stop_timeout), container],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+        for _ in range(REMOVE_ATTEMPTS):
+            result = self._run(
+                ["rm", "--force", "--ignore", "--time", str(stop_timeout), container],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            if result.returncode == 0:
+                return True
+        print(f"podkernel: could not remove {container}: {' '.join(result.stderr.split())}", file=sys.stderr)
+        return False
+
+    def remove_abandoned(self, container: str) -> bool:
+        """Remove a container whose launcher died, however far its start had got.
+
+        The engine's own ``run`` of it may still be running: it is waited for (the engine
+        records and tears down only what a finished ``run`` set up), and killed only if it does
+        not end in time; then the container is removed, and any monitor of it that a killed
+        ``run`` left waiting forever (:meth:`monitors`) is ended. Returns whether it is gone.
+        """
+        runs = [pid for pid in processes.all_pids() if self._is_run_of(pid, container)]
+        if not processes.wait_gone(runs, ABANDONED_RUN_FINISH_S):
+            processes.kill_all(runs)
+            processes.wait_gone(runs, ABANDONED_EXIT_S)
+        watching = [monitor for monitor in self.monitors() if monitor.container == container]
+        gone = self.remove(container, 0)
+        if gone:
+            for monitor in watching:
+                self.end_monitor(monitor)
+        return gone
+
+    def end_monitor(self, monitor: Monitor) -> None:
+        """End a monitor whose container the engine has removed or never recorded, and whatever it
+        started, then have the runtime delete what it kept of the container.
+
+        All are frozen first, so that none can start another. A monitor that runs the engine
+        (its exit command, once its container has ended) is finishing as it should: it is let
+        go on, since an engine killed midway can leave its locks or network rules behind.
+        """
+        if processes.command_line(monitor.pid) == monitor.command:
+            tree = processes.freeze_tree(monitor.pid)
+            if any(processes.program_name(pid) == self.name for pid in tree):
+                processes.signal_all(tree, signal.SIGCONT)
+                processes.wait_gone([monitor.pid], ABANDONED_RUN_FINISH_S)
+            else:
+                processes.signal_all(tree, signal.SIGKILL)
+                processes.wait_gone(tree, ABANDONED_EXIT_S)
+        if monitor.runtime and monitor.container_id:
+            subprocess.run(
+                [*monitor.runtime, "delete", "--force", monitor.container_id],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def _is_run_of(self, pid: int, container: str) -> bool:
+        """Whether ``pid`` is this user's ``ENGINE run`` of ``container``."""
+        args = processes.command_line(pid)
+        return (
+            bool(args)
+            and os.path.basename(args[0]) == self.name
+            and "run" in args
+            and container in args
+            and processes.is_mine(pid)
         )
-        if result.returncode != 0:
-            print(f"podkernel: could not remove {container}: {' '.join(result.stderr.split())}", file=sys.stderr)
-        return result.returncode == 0
+
+    @abstractmethod
+    def monitors(self) -> list[Monitor]:
+        """This user's container monitors: the processes, run beside each container, that wait
+        for it to end (Podman's conmon); none where a daemon owns them."""
+
+    def unrecorded_containers(self) -> list[str]:
+        """The names of containers in the engine's storage that the engine never recorded (its
+        ``run`` killed between the two); none where the engine keeps no such thing."""
+        return []
+
+    def published_ports(self, container: str) -> dict[int, int]:
+        """The host ports a running container's ports are published on, by container port."""
+        by_port = {}
+        for line in self._capture(["port", container]).stdout.splitlines():
+            inside, _, outside = line.partition(" -> ")
+            inside, outside = inside.split("/")[0], outside.rpartition(":")[2]
+            if inside.isdigit() and outside.isdigit():
+                by_port[int(inside)] = int(outside)
+        return by_port
+
+    def main_pid(self, container: str) -> int | None:
+        """The host PID of a running container's main process; None when it does not run."""
+        pid = self._capture(["inspect", "--format", "{{.State.Pid}}", container]).stdout.strip()
+        return int(pid) if pid.isdigit() and pid != "0" else None
+
+    @abstractmethod
+    def exit_status(self, label: str) -> int | None:
+        """The exit status of the container carrying ``label`` that ended in the last few minutes,
+        from the engine's events (the container itself is gone: ``--rm``); None when none ended."""
 
     @abstractmethod
     def containers(self, label: str) -> list[dict]:
         """The containers (running or not) that carry ``label``, as records with Podman's JSON keys:
         ``Id``, ``Names``, ``Labels``, ``State``, ``Created`` (seconds since the epoch)."""
 
-    def start_watchdog(self, lifeline: int, private_dir: str, container: str, pidfile: str) -> subprocess.Popen:
+    def start_sweep(self) -> None:
+        """Start ``podkernel sweep``, in a session of its own: it removes the containers whose
+        launcher is gone (containers.remove_launcherless) while this kernel starts."""
+        subprocess.Popen(
+            [sys.executable, "-m", "podkernel", "sweep", self.word],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def start_watchdog(
+        self, lifeline: int, output: int, private_dir: str, container: str, pidfile: str
+    ) -> subprocess.Popen:
         """Start the watchdog, in a session of its own, reading the pipe end ``lifeline``.
 
         When the pipe's other end closes (the supervisor is gone, however it died) the watchdog
-        kills the kernel's process, removes ``private_dir`` and removes the container.
+        kills the kernel's process, removes ``private_dir`` and removes the container. It holds
+        the read end ``output`` of the engine's output too: an engine still starting the container
+        must not die of a broken pipe midway.
         """
         return subprocess.Popen(
-            ["sh", "-c", WATCHDOG_SCRIPT, WATCHDOG_NAME, private_dir, pidfile, *self.remove_command(container)],
+            [
+                "sh",
+                "-c",
+                WATCHDOG_SCRIPT,
+                WATCHDOG_NAME,
+                *self.watchdog_command(container, private_dir, pidfile, output),
+            ],
             stdin=lifeline,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(output,),
             start_new_session=True,
         )

@@ -9,11 +9,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..connection import CONTAINER_PATH
-from .base import ContainerEngine, HostFacts
+from ..plan import launcher_labels
+from .base import ContainerEngine, HostFacts, Monitor, warm_mounts
 from .podman import GPU_ARGS
 
 if TYPE_CHECKING:
     from ..plan import Launch
+
+EVENTS_READ_S = 1.0
 
 
 class DockerEngine(ContainerEngine):
@@ -23,6 +26,7 @@ class DockerEngine(ContainerEngine):
     display_name = "Docker"
     install_hint = "install the Docker CLI and engine, or use --engine podman"
     copy_for_any_user = True
+    shared_by_users = True
 
     def gpu_args(self, kind: str | None) -> list[str]:
         return ["--gpus", "all"] if kind == "nvidia" else list(GPU_ARGS.get(kind or "", []))
@@ -30,8 +34,12 @@ class DockerEngine(ContainerEngine):
     def kernel_args(self, launch: Launch, run_args: list[str]) -> list[str]:
         """The copy is readable and writable by any container user instead (inside a directory
         only the host user can enter), and older kernels may rewrite it; the kernel's output
-        stays in ``docker logs``; the PID comes from ``docker inspect`` (see run_detached)."""
+        stays in ``docker logs``; the PID comes from ``docker inspect`` (see run_detached).
+        Labels name the machine and user whose launcher runs it: the daemon lists every user's."""
+        if launch.start_fifo:
+            return [*launcher_labels(), *warm_mounts(launch)]
         return [
+            *launcher_labels(),
             "--volume",
             f"{launch.connection_copy}:{CONTAINER_PATH}{':z' if launch.selinux else ''}",
             "--env",
@@ -41,9 +49,9 @@ class DockerEngine(ContainerEngine):
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
         """``docker run``, then the container's main PID into the pidfile."""
         super().run_detached(run_args, output, launch)
-        pid = self._capture(["inspect", "--format", "{{.State.Pid}}", launch.container_name]).stdout.strip()
+        pid = self.main_pid(launch.container_name)
         with open(launch.container_pidfile, "w", encoding="ascii") as handle:
-            handle.write(pid)
+            handle.write(str(pid or ""))
 
     def remove(self, container: str, stop_timeout: int) -> bool:
         """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s); Docker's ``--rm`` removes it, ``rm`` makes sure."""
@@ -69,8 +77,9 @@ class DockerEngine(ContainerEngine):
             runtime=info.get("DefaultRuntime", "?"),
         )
 
-    def remove_command(self, container: str) -> list[str]:
-        return [self.executable, "rm", "--force", container]
+    def monitors(self) -> list[Monitor]:
+        """None: the daemon owns every container's monitor (containerd-shim), whatever became of ``docker run``."""
+        return []
 
     def containers(self, label: str) -> list[dict]:
         result = self._capture(["ps", "--all", "--no-trunc", "--filter", f"label={label}", "--format", "{{json .}}"])
@@ -91,3 +100,29 @@ class DockerEngine(ContainerEngine):
                 }
             )
         return records
+
+    def exit_status(self, label: str) -> int | None:
+        """From the recent events, read for a second: ``docker events`` streams on, and Podman's
+        Docker API answers nothing to ``--until`` or to these filters."""
+        key, _, value = label.partition("=")
+        try:
+            result = self._run(
+                ["events", "--since", "10m", "--format", "{{json .}}"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=EVENTS_READ_S,
+            )
+            lines = result.stdout.splitlines()
+        except subprocess.TimeoutExpired as stopped:
+            output = stopped.stdout or b""
+            lines = (output.decode(errors="replace") if isinstance(output, bytes) else output).splitlines()
+        statuses = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            if event.get("Action", event.get("status")) == "die" and attributes.get(key) == value:
+                statuses.append(attributes.get("exitCode", ""))
+        return int(statuses[-1]) if statuses and statuses[-1].isdigit() else None
