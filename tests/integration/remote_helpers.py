@@ -18,6 +18,7 @@ class Side:
     def __init__(self, url: str, identity: str):
         self.url, self.identity = url, identity
         self.socket = "/" + url.split("/", 3)[3]
+        self.destination = url.split("//", 1)[1].split(":", 1)[0]  # USER@ADDRESS
         self.rootless = not url.startswith("ssh://root@")
 
     def __repr__(self) -> str:
@@ -41,6 +42,14 @@ class Side:
     def secrets(self) -> list[str]:
         return self.podman("secret", "ls", "--format", "{{.Name}}").split()
 
+    def masters(self) -> list[int]:
+        """This user's SSH masters to it (podkernel's, shared by its kernels)."""
+        return [
+            pid
+            for pid, args in command_lines().items()
+            if args[:1] == ["ssh"] and "-M" in args and args[-1:] == [self.destination]
+        ]
+
 
 class Remote:
     """The simulated remote host: its address, key, and its two Podman services."""
@@ -54,12 +63,8 @@ class Remote:
         self.state = state
 
     def masters(self) -> list[int]:
-        """This user's SSH masters to it (podkernel's, shared by its kernels)."""
-        found = []
-        for pid, args in command_lines().items():
-            if args[:1] == ["ssh"] and "-M" in args and any(arg.endswith(f"@{self.address}") for arg in args):
-                found.append(pid)
-        return found
+        """This user's SSH masters to it, as either user there."""
+        return self.root.masters() + self.rootless.masters()
 
 
 def command_lines() -> dict[int, list[str]]:

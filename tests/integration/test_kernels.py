@@ -276,6 +276,18 @@ def test_missing_image_that_cannot_be_pulled(jupyter_dirs):
     assert not (jupyter_dirs / "kernels").exists() or not any((jupyter_dirs / "kernels").iterdir())
 
 
+def test_an_engine_that_does_not_answer_is_not_taken_for_a_missing_image(jupyter_dirs, tmp_path):
+    """Podman that cannot be reached (here: CONTAINER_HOST names a socket nobody serves) is the
+    error, in one line: no pull is tried, and the image's name is not blamed."""
+    env = {**os.environ, "CONTAINER_HOST": f"unix://{tmp_path}/nobody.sock"}
+    result = podkernel("install", "--no-check", DEBIAN_IMAGE, env=env)
+    assert result.returncode == 1
+    assert "pull" not in result.stderr.lower() and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: podman image inspect {DEBIAN_IMAGE} failed") and "nobody.sock" in line, line
+    assert not (jupyter_dirs / "kernels").exists() or not any((jupyter_dirs / "kernels").iterdir())
+
+
 def test_start_with_missing_image_fails_in_one_line(install, jupyter_dirs, tmp_path):
     tag = "localhost/podkernel-test-short-lived"
     podman("tag", DEBIAN_IMAGE, tag)

@@ -147,6 +147,8 @@ class ContainerEngine(ABC):
     # Whether the connection file's copy must be readable by any container user, because the
     # engine cannot hand a mounted file to the container's user (it stays in a 0700 directory).
     copy_for_any_user = False
+    # What the engine says (in lower case) when asked about an image that it does not have.
+    missing_image_phrases: tuple[str, ...] = ("no such image",)
 
     def __init__(self):
         self._executable: str | None = None
@@ -264,7 +266,11 @@ class ContainerEngine(ABC):
         return self._capture(["run", "--rm", *run_args])
 
     def image_id(self, reference: str) -> str | None:
-        """The full ID of a local image, or None when there is no such image here."""
+        """The full ID of a local image, or None when the engine has no such image.
+
+        Any other failure to look it up (the engine not answering) is an error, never taken
+        for a missing image: that would pull, and blame the image's name.
+        """
         return self.image_id_soon(reference)()
 
     def image_id_soon(self, reference: str) -> Callable[[], str | None]:
@@ -273,13 +279,18 @@ class ContainerEngine(ABC):
             self.command(["image", "inspect", "--format", "{{.Id}}", reference]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
 
         def answer() -> str | None:
-            output, _ = process.communicate()
-            return output.strip() if process.returncode == 0 and output.strip() else None
+            output, errors = process.communicate()
+            if process.returncode == 0 and output.strip():
+                return output.strip()
+            if process.returncode == 0 or any(phrase in errors.lower() for phrase in self.missing_image_phrases):
+                return None
+            failed = subprocess.CompletedProcess(process.args, process.returncode, output, errors)
+            raise self._fail(f"image inspect {reference}", failed, f"check that {self.display_name} works")
 
         return answer
 

@@ -30,6 +30,7 @@ class PodmanEngine(ContainerEngine):
     display_name = "Podman"
     install_hint = "install Podman (e.g. apt-get install podman)"
     supports_keep_id = True
+    missing_image_phrases = ("image not known", "no such image")
 
     def gpu_args(self, kind: str | None) -> list[str]:
         return list(GPU_ARGS.get(kind or "", []))

@@ -5,6 +5,8 @@ the remote Podman API socket forwarded to a local Unix socket (each ``podman --u
 goes through it), each kernel's ports forwarded from the remote's 127.0.0.1 to Unix sockets in
 the kernel's private directory (only this user can connect to them), and one session per
 kernel that streams the kernel's output back and is the remote container's dead-man's switch.
+A process using the master holds it with an open connection, so that it cannot time out
+between a check and a command.
 
 What differs from local Podman, and why:
 
@@ -55,6 +57,7 @@ SERVER_ALIVE_S = 5  # the master's keepalive interval; it gives up after three u
 # How long a master with no kernel left waits for the next start (PODKERNEL_SSH_PERSIST_S).
 CONTROL_PERSIST_S = 60
 CONNECT_TIMEOUT_S = 10
+HOLD_ATTEMPTS = 3  # masters found ending before one holds, at most
 RECHECK_AFTER_REMOVAL_S = 10  # a run in flight when the launcher died has ended by then
 
 # The kernel's session on the remote host ($1: container, $2: the Podman socket, $3: seconds
@@ -182,6 +185,7 @@ class SshLink:
         self.directory = os.path.join(_runtime_parent(), f"podkernel-ssh-{digest}")
         self.control = os.path.join(self.directory, "control")
         self.api = os.path.join(self.directory, "podman.sock")
+        self._hold: socket.socket | None = None
 
     def ssh(self, *args: str) -> list[str]:
         """An ``ssh`` command line through this link's master (``args`` go before the destination)."""
@@ -244,6 +248,63 @@ class SshLink:
                     f"{lines[-1] if lines else f'ssh exit {master.returncode}'} -- {_ssh_advice(lines, self.host)}"
                 )
 
+    def hold(self) -> None:
+        """Make sure the master runs and stays up while this process uses it.
+
+        A master whose ControlPersist time runs out can end just after a check found it running
+        (15 of 40 lookups aimed at that moment failed). So this process holds
+        a connection to the remote Podman's API open through the master, which no master times
+        out on while it is open; Podman's answer on it proves that the master has taken it.
+        """
+        if self._hold is not None and _still_open(self._hold):
+            return
+        self.release()
+        for _ in range(HOLD_ATTEMPTS):
+            self.ensure()
+            self._hold = self._ping()
+            if self._hold is not None:
+                return
+            time.sleep(0.05)  # the master was ending: the next ensure() starts another
+        raise PodkernelError(
+            f"Podman on {self.host.host} does not answer at {self.host.socket}: the connection through SSH "
+            "was closed -- check that Podman's API service runs there (systemctl --user enable --now "
+            "podman.socket; as root, systemctl enable --now podman.socket) and that the path is right"
+        )
+
+    def release(self) -> None:
+        """Let the master time out again as far as this process is concerned (see :meth:`hold`)."""
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
+    def _ping(self) -> socket.socket | None:
+        """A connection to the remote Podman's API that has answered a ping, or None when the
+        connection was refused or closed before the answer."""
+        connection = socket.socket(socket.AF_UNIX)
+        connection.settimeout(CONNECT_TIMEOUT_S)
+        answer = b""
+        try:
+            connection.connect(self.api)
+            connection.sendall(b"HEAD /_ping HTTP/1.1\r\nHost: podman\r\n\r\n")
+            while b"\r\n\r\n" not in answer:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except TimeoutError:
+            connection.close()
+            raise PodkernelError(
+                f"Podman on {self.host.host} gave no answer within {CONNECT_TIMEOUT_S} s at {self.host.socket} "
+                "-- check that its API service there works (podman info, on that host)"
+            ) from None
+        except OSError:
+            pass
+        if not answer.startswith(b"HTTP/1.1 200"):
+            connection.close()
+            return None
+        connection.setblocking(False)
+        return connection
+
     def _make_directory(self) -> None:
         try:
             os.mkdir(self.directory, 0o700)
@@ -279,6 +340,16 @@ class SshLink:
             )
 
 
+def _still_open(connection: socket.socket) -> bool:
+    """Whether the other end has not closed a (non-blocking) connection."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def _ssh_advice(lines: list[str], host: RemoteHost) -> str:
     """What to do about a failed SSH connection, from what ssh said."""
     said = " ".join(lines).lower()
@@ -304,7 +375,7 @@ class RemotePodmanEngine(PodmanEngine):
         self._session: subprocess.Popen | None = None
 
     def command(self, args: list[str]) -> list[str]:
-        self.link.ensure()
+        self.link.hold()
         return [self.executable, "--url", f"unix://{self.link.api}", *args]
 
     def kernel_args(self, launch: Launch, run_args: list[str]) -> list[str]:
@@ -348,6 +419,7 @@ class RemotePodmanEngine(PodmanEngine):
         self._forwards = [(os.path.join(directory, f"{key}.sock"), port) for key, port in ports.items()]
         self.link.forward(self._forwards)
         self._start_session(launch, output)
+        self.link.release()  # the session holds the master from now on
         return {key: path for key, (path, _) in zip(ports, self._forwards, strict=True)}
 
     def _published(self, launch: Launch) -> dict[str, int]:
