@@ -43,11 +43,14 @@ class Side:
         return self.podman("secret", "ls", "--format", "{{.Name}}").split()
 
     def masters(self) -> list[int]:
-        """This user's SSH masters to it (podkernel's, shared by its kernels)."""
+        """This user's SSH masters to this Podman there (podkernel's, shared by its kernels)."""
         return [
             pid
             for pid, args in command_lines().items()
-            if args[:1] == ["ssh"] and "-M" in args and args[-1:] == [self.destination]
+            if args[:1] == ["ssh"]
+            and "-M" in args
+            and args[-1:] == [self.destination]
+            and any(arg.endswith(f":{self.socket}") for arg in args)
         ]
 
 
