@@ -252,9 +252,9 @@ class SshLink:
         """Make sure the master runs and stays up while this process uses it.
 
         A master whose ControlPersist time runs out can end just after a check found it running
-        (15 of 40 lookups aimed at that moment failed). So this process holds
-        a connection to the remote Podman's API open through the master, which no master times
-        out on while it is open; Podman's answer on it proves that the master has taken it.
+        (15 of 40 lookups aimed at that moment failed). So this process holds a connection to
+        the remote Podman's API open through the master, which no master times out on while it
+        is open; Podman's answer on it proves that the master has taken it.
         """
         if self._hold is not None and _still_open(self._hold):
             return
