@@ -346,20 +346,30 @@ class ContainerEngine(ABC):
 
         remove_stale_iidfiles(tempfile.gettempdir())
         handle, iidfile = tempfile.mkstemp(prefix=f"podkernel-{os.getpid()}-", suffix=".iid")
-        os.close(handle)
-        output_read, output_write = os.pipe()
-        lifeline_read, lifeline_write = os.pipe()
-        try:
-            watchdog = subprocess.Popen(
-                ["sh", "-c", WATCHDOG_SCRIPT, BUILD_WATCHDOG_NAME, *self.build_watchdog_command(iidfile, output_read)],
-                stdin=lifeline_read,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(output_read,),
-                start_new_session=True,
-            )
-        finally:
-            os.close(lifeline_read)
+        try:  # the ID file is this code's to remove until its watchdog runs (Ctrl-C can land here)
+            os.close(handle)
+            output_read, output_write = os.pipe()
+            lifeline_read, lifeline_write = os.pipe()
+            try:
+                watchdog = subprocess.Popen(
+                    [
+                        "sh",
+                        "-c",
+                        WATCHDOG_SCRIPT,
+                        BUILD_WATCHDOG_NAME,
+                        *self.build_watchdog_command(iidfile, output_read),
+                    ],
+                    stdin=lifeline_read,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    pass_fds=(output_read,),
+                    start_new_session=True,
+                )
+            finally:
+                os.close(lifeline_read)
+        except BaseException:
+            os.unlink(iidfile)
+            raise
         process: subprocess.Popen | None = None
         try:
             with os.fdopen(output_read, encoding="utf-8", errors="replace") as lines:
