@@ -351,19 +351,8 @@ class ContainerEngine(ABC):
             output_read, output_write = os.pipe()
             lifeline_read, lifeline_write = os.pipe()
             try:
-                watchdog = subprocess.Popen(
-                    [
-                        "sh",
-                        "-c",
-                        WATCHDOG_SCRIPT,
-                        BUILD_WATCHDOG_NAME,
-                        *self.build_watchdog_command(iidfile, output_read),
-                    ],
-                    stdin=lifeline_read,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    pass_fds=(output_read,),
-                    start_new_session=True,
+                watchdog = _run_watchdog(
+                    BUILD_WATCHDOG_NAME, self.build_watchdog_command(iidfile, output_read), lifeline_read, output_read
                 )
             finally:
                 os.close(lifeline_read)
@@ -622,17 +611,19 @@ class ContainerEngine(ABC):
         the read end ``output`` of the engine's output too: an engine still starting the container
         must not die of a broken pipe midway.
         """
-        return subprocess.Popen(
-            [
-                "sh",
-                "-c",
-                WATCHDOG_SCRIPT,
-                WATCHDOG_NAME,
-                *self.watchdog_command(container, private_dir, pidfile, output),
-            ],
-            stdin=lifeline,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(output,),
-            start_new_session=True,
+        return _run_watchdog(
+            WATCHDOG_NAME, self.watchdog_command(container, private_dir, pidfile, output), lifeline, output
         )
+
+
+def _run_watchdog(name: str, command: list[str], lifeline: int, output: int) -> subprocess.Popen:
+    """``sh`` named ``name``, in a session of its own, that runs ``command`` once ``lifeline``
+    (its stdin) reaches its end; it keeps ``output`` open meanwhile."""
+    return subprocess.Popen(
+        ["sh", "-c", WATCHDOG_SCRIPT, name, *command],
+        stdin=lifeline,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(output,),
+        start_new_session=True,
+    )
