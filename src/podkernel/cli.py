@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 
 import click
 
 from . import __version__
+from .engines import ENGINE_NAMES
 from .errors import PodkernelError
-from .settings import DEFAULT_WARM_IDLE_S, ENGINE_NAMES, GPU_KINDS, INTERRUPT_MODES, MIN_WARM_IDLE_S
+from .model.remote_host import remote_setting
+from .model.settings import DEFAULT_WARM_IDLE_S, GPU_KINDS, INTERRUPT_MODES, MIN_WARM_IDLE_S
 
 ENGINE_HELP = "Container engine CLI (default: $PODKERNEL_ENGINE, else podman)."
-CONNECTION_HELP = "Run the kernel with Podman on another machine: a Podman system connection's name."
 WARM_IDLE = {
     "type": click.IntRange(min=MIN_WARM_IDLE_S),
     "default": DEFAULT_WARM_IDLE_S,
@@ -31,6 +33,22 @@ CHECK_TIMEOUT = {
 
 # click 8.2 raises this for a bare `podkernel`; older versions print the help themselves.
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def remote_options(what: str):
+    """--connection, --url and --identity, handed on as one ``remote`` setting (model.remote_host)."""
+
+    def decorate(command):
+        @click.option("--connection", metavar="NAME", help=f"{what} on another machine (a Podman system connection).")
+        @click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help=f"{what} on another machine.")
+        @click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
+        @functools.wraps(command)
+        def with_remote(*args, connection: str | None, url: str | None, identity: str | None, **kwargs):
+            return command(*args, remote=remote_setting(connection, url, identity), **kwargs)
+
+        return with_remote
+
+    return decorate
 
 
 def _interrupt(*_) -> None:
@@ -112,9 +130,7 @@ def cli() -> None:
     "--gpu", type=click.Choice(GPU_KINDS), help="Pass the host's GPUs in: NVIDIA through CDI, AMD through ROCm devices."
 )
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
-@click.option("--connection", metavar="NAME", help=CONNECTION_HELP)
-@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Run the kernel with Podman on another machine.")
-@click.option("--identity", metavar="KEY", help="The SSH private key for --url (default: ssh's own choice).")
+@remote_options("Run the kernel")
 @click.option(
     "--check/--no-check",
     default=True,
@@ -137,9 +153,10 @@ def install(ctx: click.Context, **options) -> None:
     """
     if options["target"].startswith("-"):
         raise click.UsageError(_unknown_option_message(ctx, options["target"]), ctx)
+    from .commands.install import InstallOptions
     from .commands.install import install as run
 
-    run(**options)
+    run(InstallOptions(**options))
 
 
 def _unknown_option_message(ctx: click.Context, word: str) -> str:
@@ -215,47 +232,32 @@ def warm(name: str, off: bool, idle: int | None) -> None:
 @cli.command()
 @click.option("--image", help="Image to try containers and ports with (default: an installed kernel's image).")
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), help=ENGINE_HELP)
-@click.option("--connection", metavar="NAME", help="Check another machine instead (a Podman system connection).")
-@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Check another machine instead.")
-@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
-def doctor(
-    image: str | None, engine: str | None, connection: str | None, url: str | None, identity: str | None
-) -> None:
+@remote_options("Check the engine")
+def doctor(image: str | None, engine: str | None, remote: dict[str, str]) -> None:
     """Check that this host (or another machine) can run podkernel kernels, and say how to fix what is wrong."""
     from .commands.doctor import doctor as run
 
-    run(image, engine, _remote(connection, url, identity))
-
-
-def _remote(connection: str | None, url: str | None, identity: str | None) -> dict[str, str]:
-    """The remote setting that --connection, or --url and --identity, give (settings.remote_setting)."""
-    from .settings import remote_setting
-
-    return remote_setting(connection, url, identity)
+    run(image, engine, remote)
 
 
 @cli.command()
-@click.option("--connection", metavar="NAME", help="List those on another machine (a Podman system connection).")
-@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="List those on another machine.")
-@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
-def ps(connection: str | None, url: str | None, identity: str | None) -> None:
+@remote_options("List those")
+def ps(remote: dict[str, str]) -> None:
     """List running podkernel containers and whether their launcher is alive."""
     from .commands.ps import ps as run
 
-    run(_remote(connection, url, identity))
+    run(remote)
 
 
 @cli.command()
 @click.option("--all", "everything", is_flag=True, help="Remove every podkernel container, running kernels included.")
-@click.option("--connection", metavar="NAME", help="Prune those on another machine (a Podman system connection).")
-@click.option("--url", metavar="ssh://USER@HOST:PORT/SOCKET", help="Prune those on another machine.")
-@click.option("--identity", metavar="KEY", help="The SSH private key for --url.")
-def prune(everything: bool, connection: str | None, url: str | None, identity: str | None) -> None:
+@remote_options("Prune those")
+def prune(everything: bool, remote: dict[str, str]) -> None:
     """Remove podkernel containers whose launcher is gone (never other containers), and end
     what a start killed midway left running."""
     from .commands.prune import prune as run
 
-    run(everything, _remote(connection, url, identity))
+    run(everything, remote)
 
 
 # Listed here for --help; ``__main__`` runs ``start`` before click is even imported.
@@ -265,6 +267,6 @@ def prune(everything: bool, connection: str | None, url: str | None, identity: s
 @click.argument("kernel_dir", required=False)
 def start(name: str, connection_file: str, kernel_dir: str | None) -> None:
     """Start a kernel for a connection file (what kernel.json runs)."""
-    from .commands.start import start as run
+    from .launcher.internal import start_command
 
-    raise SystemExit(run(name, connection_file, kernel_dir))
+    raise SystemExit(start_command([name, connection_file, *([kernel_dir] if kernel_dir else [])], None))

@@ -12,8 +12,8 @@ from pathlib import Path
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from podkernel.engines.base import WATCHDOG_NAME
-from podkernel.plan import KERNEL_LABEL
+from podkernel.engines.cli_engine import WATCHDOG_NAME
+from podkernel.model.labels import KERNEL_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/podkernel-test-base:bookworm"

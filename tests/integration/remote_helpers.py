@@ -3,8 +3,8 @@
 import subprocess
 from pathlib import Path
 
-from podkernel.engines.remote import REMOTE_TIMEOUT_S
-from podkernel.plan import KERNEL_LABEL
+from podkernel.engines.remote.engine import REMOTE_TIMEOUT_S
+from podkernel.model.labels import KERNEL_LABEL
 
 NETNS = "podkernel-remote"
 # The documented bound: a remote container is gone this long after its launcher or the link died.

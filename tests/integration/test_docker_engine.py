@@ -19,7 +19,7 @@ from kernel_helpers import (
     wait_until_removed,
     watchdogs_of,
 )
-from podkernel.plan import KERNEL_LABEL, LAUNCHER_HOST_LABEL, LAUNCHER_PID_LABEL, LAUNCHER_UID_LABEL
+from podkernel.model.labels import KERNEL_LABEL, LAUNCHER_HOST_LABEL, LAUNCHER_PID_LABEL, LAUNCHER_UID_LABEL
 
 
 def test_docker_engine_kernel_runs_interrupts_and_cleans_up(docker_host, install):

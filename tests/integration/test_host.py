@@ -10,7 +10,7 @@ from jupyter_client.manager import start_new_kernel
 
 from helpers import podkernel
 from kernel_helpers import DEBIAN_IMAGE, UID1000_IMAGE, execute, podman
-from podkernel import relay
+from podkernel.launcher import relay
 
 ROOTLESS = os.geteuid() != 0
 

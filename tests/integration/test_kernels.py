@@ -27,7 +27,7 @@ from kernel_helpers import (
     running_kernel,
     start_sleeping_cell,
 )
-from podkernel.images import built_image_tag
+from podkernel.launcher.images import built_image_tag
 
 ENTRYPOINT_JSON = '--entrypoint=["/bin/sh", "-c"]'
 

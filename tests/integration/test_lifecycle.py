@@ -44,9 +44,9 @@ from kernel_helpers import (
     waiting,
     watchdogs_of,
 )
-from podkernel.engines.base import BUILD_STOP_S, INIT_PROGRAMS, container_processes
-from podkernel.plan import KERNEL_LABEL
-from podkernel.processes import descendants, program_name
+from podkernel.engines.abandoned import BUILD_STOP_S
+from podkernel.model.labels import KERNEL_LABEL
+from podkernel.system.processes import INIT_PROGRAMS, container_processes, descendants, program_name
 
 REPEATS = [1, 2, 3]
 KILLED_STARTS = 12  # per kind of kill

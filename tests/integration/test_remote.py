@@ -28,8 +28,8 @@ from kernel_helpers import (
     start_kernel,
     start_sleeping_cell,
 )
-from podkernel import processes
-from podkernel.engines.remote import SERVER_ALIVE_S
+from podkernel.engines.remote.link import SERVER_ALIVE_S
+from podkernel.system import processes
 
 FRONTEND = """
 import sys, time
@@ -282,7 +282,8 @@ def test_commands_made_as_the_master_ends_go_through(remote, monkeypatch):
     boot-time clock: this aims within 30 ms before to 10 ms after). Without podkernel's hold on
     the master, 15 of 40 such lookups failed here ("Cannot connect to Podman"), and install took
     one for a missing image and tried to pull it."""
-    from podkernel.engines.remote import RemoteHost, RemotePodmanEngine
+    from podkernel.engines.remote import RemotePodmanEngine
+    from podkernel.model.remote_host import RemoteHost
 
     monkeypatch.setenv("PODKERNEL_SSH_PERSIST_S", "1")
     host = RemoteHost.parse(remote.rootless.url, remote.identity)

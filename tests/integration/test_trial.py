@@ -14,7 +14,7 @@ import pytest
 
 from helpers import podkernel
 from kernel_helpers import DEBIAN_IMAGE, IRKERNEL_IMAGE, PYPI_IMAGE, key_dirs, leftovers, podman
-from podkernel import kernelspecs
+from podkernel.system import kernelspecs
 
 NOT_INSTALLED = "nothing was installed"
 # A kernel that listens on 127.0.0.1 only: its own connection file, rewritten.

@@ -22,8 +22,8 @@ from kernel_helpers import (
     waiting,
     warm_ups_done,
 )
-from podkernel.plan import WARM_WAIT_NAME
-from podkernel.processes import descendants, program_name
+from podkernel.plan.run_args import WARM_WAIT_NAME
+from podkernel.system.processes import descendants, program_name
 
 
 @pytest.fixture

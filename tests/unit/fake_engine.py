@@ -20,13 +20,13 @@ import signal
 import subprocess
 import sys
 
-from podkernel.connection import Connection
-from podkernel.engines.base import ContainerEngine, HostFacts
-from podkernel.plan import Launch, new_launch
-from podkernel.relay import PortRelay
-from podkernel.settings import KernelSettings
-from podkernel.start_guard import StartGuard, Stopped, pidfd
-from podkernel.supervisor import Supervisor
+from podkernel.engines.base import HostFacts
+from podkernel.engines.cli_engine import CliEngine
+from podkernel.launcher.relay import PortRelay
+from podkernel.launcher.start_guard import StartGuard, Stopped, pidfd
+from podkernel.launcher.supervisor import Supervisor
+from podkernel.model.connection import Connection
+from podkernel.model.launch import Launch, new_launch
 
 KERNEL = """
 import signal, sys, time
@@ -51,7 +51,7 @@ with open(sys.argv[sys.argv.index("--iidfile") + 1], "w") as handle:
 """
 
 
-class FakeEngine(ContainerEngine):
+class FakeEngine(CliEngine):
     """Runs the kernel as a child process in a session of its own; every call is noted in ``events``."""
 
     name = "fake"
@@ -97,7 +97,7 @@ class FakeEngine(ContainerEngine):
         """The real stop_abandoned_build, run by this script with this engine (noted when done)."""
         return [sys.executable, __file__, self.work_dir, "--stop-build", iidfile, str(output)]
 
-    def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
+    def run_detached(self, run_args: list[str], output: int, launch: Launch) -> dict:
         # Behind a wrapper shell that does not exec, as many images' entrypoints are.
         wrapped = f"{shlex.quote(sys.executable)} -c {shlex.quote(KERNEL)} {shlex.quote(self.events)}; echo after"
         self.kernel = subprocess.Popen(["sh", "-c", wrapped], stdout=output, stderr=output, start_new_session=True)
@@ -106,6 +106,7 @@ class FakeEngine(ContainerEngine):
                 handle.write(str(self.kernel.pid))
         self.note(f"kernel pid {self.kernel.pid}")
         self.note("run")
+        return dict(launch.published_ports)
 
     def signal(self, container: str, signal_name: str) -> None:
         self.note(f"signal {signal_name}")
@@ -144,7 +145,7 @@ def main() -> int:
         return 0
     guard = StartGuard(pidfd(os.getppid()))
     launch = new_launch(
-        KernelSettings(name="fake", image="img"),
+        "fake",
         "img",
         suffix="test",
         ports={},

@@ -6,10 +6,10 @@ import os
 import pytest
 
 from helpers import podkernel
-from podkernel import kernelspecs
 from podkernel.cli import install
 from podkernel.commands.install import settings_from_args
-from podkernel.settings import KernelSettings
+from podkernel.model.settings import KernelSettings
+from podkernel.system import kernelspecs
 
 
 def parse_install(args):
@@ -174,10 +174,9 @@ def test_podman_missing(jupyter_dirs, tmp_path):
 
 
 def test_gpus_flag_gets_a_warning(jupyter_dirs, tmp_path):
-    from podkernel.commands.install import host_warnings
-    from podkernel.engines import PodmanEngine
+    from podkernel.engines.podman import PodmanEngine
 
-    warnings = host_warnings(KernelSettings(name="k", image="img", run_args=["--gpus", "all"]), PodmanEngine())
+    warnings = PodmanEngine().install_warnings(KernelSettings(name="k", image="img", run_args=["--gpus", "all"]))
     assert any("Podman ignores --gpus" in warning and "--gpu nvidia" in warning for warning in warnings)
 
 
@@ -194,7 +193,7 @@ def test_bare_command_prints_its_help():
 
 
 def test_table_cells_are_text_not_markup(capsys):
-    from podkernel.tables import print_table
+    from podkernel.ui.tables import print_table
 
     print_table(["Name", "Detail"], [["Python [conda env:base]", "exec: [/bin/sh] not found"]])
     printed = capsys.readouterr().out
@@ -202,7 +201,7 @@ def test_table_cells_are_text_not_markup(capsys):
 
 
 def test_the_engine_runs_with_the_system_program_folders():
-    from podkernel.engines.base import missing_program_dirs
+    from podkernel.system.host import missing_program_dirs
 
     assert missing_program_dirs("/usr/bin:/bin") == ["/usr/local/sbin", "/usr/sbin", "/sbin"]
     assert missing_program_dirs("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") == []
@@ -221,7 +220,7 @@ def test_the_default_display_name_names_the_language_when_it_is_known(tmp_path):
 
 def test_install_knows_which_of_its_options_podman_lacks():
     from podkernel.commands.install import OWN_OPTIONS
-    from podkernel.podman_options import RUN_BOOLEAN_OPTIONS, RUN_VALUE_OPTIONS
+    from podkernel.plan.podman_options import RUN_BOOLEAN_OPTIONS, RUN_VALUE_OPTIONS
 
     options = [param for param in install.params if param.param_type_name == "option"]
     names = {name for option in options for name in (*option.opts, *option.secondary_opts)}

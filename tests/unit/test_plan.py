@@ -2,11 +2,12 @@
 
 import pytest
 
-from podkernel import plan
-from podkernel.engines import ENGINES
+from podkernel.engines import ENGINE_NAMES, ENGINES
 from podkernel.errors import PodkernelError
-from podkernel.plan import Launch, container_name, is_container_name
-from podkernel.settings import ENGINE_NAMES, KernelSettings
+from podkernel.model.labels import container_name, is_container_name
+from podkernel.model.launch import Launch
+from podkernel.model.settings import KernelSettings
+from podkernel.plan import run_args as plan
 
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
 SPARE_PORTS = {key: port + 20000 for key, port in PORTS.items()}

@@ -3,7 +3,7 @@
 import pytest
 
 from podkernel.errors import PodkernelError
-from podkernel.podman_options import Option, check_build_args, check_run_args, gives_option, parse_run_options
+from podkernel.plan.podman_options import Option, check_build_args, check_run_args, gives_option, parse_run_options
 
 
 @pytest.mark.parametrize(

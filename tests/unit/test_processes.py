@@ -5,9 +5,9 @@ import subprocess
 import sys
 import time
 
-from podkernel import processes
-from podkernel.containers import _launcher_ended
 from podkernel.engines.podman import conmon_monitor
+from podkernel.launcher.reaper import _launcher_ended
+from podkernel.system import processes
 
 # A tree that keeps growing: every process starts a child, then waits.
 GROWING_TREE = """

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from podkernel import relay
 from podkernel.errors import PodkernelError
-from podkernel.relay import PortRelay, hold_port, hold_spare_port, kernel_answers
+from podkernel.launcher import relay
+from podkernel.launcher.relay import PortRelay, hold_port, hold_spare_port, kernel_answers
 
 GREETING = b"\xff" + bytes(8) + b"\x7f"  # how a ZeroMQ peer's greeting begins
 

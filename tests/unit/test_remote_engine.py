@@ -10,14 +10,16 @@ import time
 
 import pytest
 
-from podkernel import plan
 from podkernel.commands.install import settings_from_args
-from podkernel.connection import CONTAINER_PATH, START_FIFO_PATH
 from podkernel.engines import container_engine, engine_from_word
-from podkernel.engines.remote import SESSION_SCRIPT, RemoteHost, RemotePodmanEngine, SshLink, _ssh_advice
+from podkernel.engines.remote.engine import SESSION_SCRIPT, RemotePodmanEngine
+from podkernel.engines.remote.link import SshLink, _ssh_advice
 from podkernel.errors import PodkernelError
-from podkernel.plan import Launch
-from podkernel.settings import KernelSettings, remote_setting
+from podkernel.model.connection import CONTAINER_PATH, START_FIFO_PATH
+from podkernel.model.launch import Launch, new_launch
+from podkernel.model.remote_host import RemoteHost, remote_setting
+from podkernel.model.settings import KernelSettings
+from podkernel.plan import run_args as plan
 
 URL = "ssh://ana@gpu-box:2222/run/user/1000/podman/podman.sock"
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004, "hb_port": 5005}
@@ -82,8 +84,8 @@ def test_another_engine_than_podman_is_refused_for_another_machine():
 
 
 def remote_launch() -> Launch:
-    return plan.new_launch(
-        KernelSettings(name="far", image="img"),
+    return new_launch(
+        "far",
         "sha256abc",
         suffix="1a2b3c4d",
         ports=PORTS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from podkernel.sections import Sections, split_build_args, split_image_args
+from podkernel.plan.install_args import Sections, split_build_args, split_image_args
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -2,14 +2,10 @@
 
 import pytest
 
+from podkernel.engines import engine_for
 from podkernel.errors import PodkernelError
-from podkernel.settings import (
-    KernelSettings,
-    check_kernel_name,
-    default_kernel_name,
-    parse_env,
-    resolve_build_dir,
-)
+from podkernel.model.settings import KernelSettings, check_kernel_name, default_kernel_name, parse_env
+from podkernel.plan.install_args import resolve_build_dir
 
 
 @pytest.mark.parametrize(
@@ -82,7 +78,6 @@ def test_foreign_metadata_is_refused():
         ({"command": None}, "command"),
         ({"env": ["A=1"]}, "env"),
         ({"gpu": "intel"}, "gpu"),
-        ({"engine": "lxc"}, "engine"),
         ({"image": ["img"]}, "image"),
     ],
 )
@@ -90,6 +85,13 @@ def test_hand_edited_metadata_of_the_wrong_type_is_refused(changes, field):
     data = dict(KernelSettings(name="k", image="img").to_metadata(), **changes)
     with pytest.raises(PodkernelError, match=f"metadata.podkernel.{field} = .* must be"):
         KernelSettings.from_metadata("k", data)
+
+
+def test_a_hand_edited_engine_that_podkernel_does_not_know_is_refused():
+    """The engines' registry says which engines exist: the kernel's engine is resolved there."""
+    data = dict(KernelSettings(name="k", image="img").to_metadata(), engine="lxc")
+    with pytest.raises(PodkernelError, match="metadata.podkernel.engine = .* must be"):
+        engine_for(KernelSettings.from_metadata("k", data))
 
 
 @pytest.mark.parametrize("data", [[], "podkernel", None, 1])
@@ -107,7 +109,7 @@ def test_metadata_that_is_no_object_is_refused(data):
     ],
 )
 def test_built_images_get_a_tag_of_their_kernel(kernel, tag):
-    from podkernel.images import built_image_tag
+    from podkernel.launcher.images import built_image_tag
 
     assert built_image_tag(kernel) == tag
 
@@ -116,7 +118,7 @@ def test_the_key_never_goes_into_a_runtime_dir_that_is_not_the_users_own(tmp_pat
     """Root under `su` or `sudo -E` keeps another user's XDG_RUNTIME_DIR, whose owner could swap its contents."""
     import os
 
-    from podkernel.connection import make_private_dir, private_dir_path
+    from podkernel.system.private_dir import make_private_dir, private_dir_path
 
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from helpers import cpu_seconds
-from podkernel import relay, splicer
-from podkernel.splicer import Splicer
+from podkernel.launcher import relay, splicer
+from podkernel.launcher.splicer import Splicer
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -103,7 +103,7 @@ def test_a_lost_connection_to_the_kernel_is_made_again_while_the_client_waits(mo
 RELAY_WITH_FEW_DESCRIPTORS = textwrap.dedent(
     """
     import resource, socket, sys
-    from podkernel.splicer import Splicer
+    from podkernel.launcher.splicer import Splicer
     resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
     listener = socket.create_server(("127.0.0.1", 0))
     the_splicer = Splicer(lambda key: int(sys.argv[1]))

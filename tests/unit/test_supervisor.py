@@ -289,7 +289,7 @@ def test_image_id_files_of_dead_creators_are_removed_at_the_next_build(tmp_path)
     """A creator killed before its build's watchdog started leaves its empty ID file: the next
     build removes it, but not one whose creator lives or that a process names (a build being
     stopped, which may still write it)."""
-    from podkernel.engines.base import remove_stale_iidfiles
+    from podkernel.engines.abandoned import remove_stale_iidfiles
 
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from podkernel.containers import kernel_containers, remove_launcherless
 from podkernel.engines.base import Monitor
 from podkernel.engines.podman import PodmanEngine
-from podkernel.plan import KERNEL_LABEL, LAUNCHER_HOST_LABEL, LAUNCHER_PID_LABEL, LAUNCHER_UID_LABEL, WARM_LABEL
+from podkernel.launcher.reaper import kernel_containers, remove_launcherless
+from podkernel.model.labels import KERNEL_LABEL, LAUNCHER_HOST_LABEL, LAUNCHER_PID_LABEL, LAUNCHER_UID_LABEL, WARM_LABEL
 
 
 class ListedEngine(PodmanEngine):

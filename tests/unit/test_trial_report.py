@@ -4,8 +4,8 @@ import ipaddress
 import os
 import socket
 
-from podkernel.host import listening_addresses
-from podkernel.trial import KernelReport, TrialFailed
+from podkernel.launcher.trial import KernelReport, TrialFailed
+from podkernel.system.host import listening_addresses
 
 
 def test_listening_addresses_tell_loopback_from_all_interfaces():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from podkernel.plan import (
+from podkernel.plan.run_args import (
     WARM_PYTHON_SCRIPT,
     WARM_SCRIPT,
     WARM_WAIT_NAME,

@@ -1,1 +1,2 @@
-"""One module per ``podkernel`` command."""
+"""One module per ``podkernel`` command, and common.py for what several share; commands never
+import each other."""

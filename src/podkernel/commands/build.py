@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .. import kernelspecs
-from ..engines import container_engine
-from ..images import resolve_image
-from ..progress import image_progress
+from ..engines import engine_for
+from ..launcher.images import resolve_image
+from ..system import kernelspecs
+from ..ui.progress import image_progress
 
 
 def build(name: str) -> None:
     settings = kernelspecs.load(name).settings
     with image_progress(settings) as show:
-        image_id = resolve_image(settings, container_engine(settings.engine, settings.remote), show)
+        image_id = resolve_image(settings, engine_for(settings), show)
     click.echo(image_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..doctor.checks import FAIL, run_checks
 from ..errors import PodkernelError
-from ..host_checks import FAIL, run_checks
-from ..tables import print_table
+from ..ui.tables import print_table
 
 MARKS = {"pass": "ok", "warn": "warning", "fail": "FAILED"}
 

@@ -4,27 +4,47 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NamedTuple
 
 import click
 
-from .. import kernelspecs
-from ..engines import ContainerEngine, container_engine, default_engine_name
+from ..engines import container_engine, engine_name
+from ..engines.base import ContainerEngine
 from ..errors import PodkernelError
-from ..host import nvidia_cdi_specs
-from ..images import resolve_image
-from ..podman_options import check_build_args, check_run_args, option_name
-from ..progress import image_progress
-from ..sections import split_build_args, split_image_args
-from ..settings import (
-    DEFAULT_WARM_IDLE_S,
-    KernelSettings,
-    check_kernel_name,
-    default_kernel_name,
-    parse_env,
-    remote_setting,
-    resolve_build_dir,
-)
-from .check import report_warnings, run_trial
+from ..launcher import warm as warm_containers
+from ..launcher.images import resolve_image
+from ..launcher.trial import KernelReport
+from ..model.settings import KernelSettings, check_kernel_name, default_kernel_name, parse_env
+from ..plan.install_args import resolve_build_dir, split_build_args, split_image_args
+from ..plan.podman_options import check_build_args, check_run_args, option_name
+from ..system import kernelspecs
+from ..ui.progress import image_progress
+from .common import report_warnings, run_trial
+
+
+class InstallOptions(NamedTuple):
+    """install's command line, as click hands it on (cli.py)."""
+
+    target: str
+    build: bool
+    args: tuple[str, ...]
+    name: str | None
+    display_name: str | None
+    language: str | None
+    interrupt_mode: str
+    env: tuple[str, ...]
+    location: str
+    prefix: str | None
+    replace: bool
+    mount_cwd: bool
+    keep_id: bool
+    gpu: str | None
+    engine: str | None
+    check: bool
+    check_timeout: float
+    warm: bool
+    warm_idle: int
+    remote: dict[str, str]  # model.remote_host.remote_setting
 
 
 def _location(location: str, prefix: str | None) -> kernelspecs.Location:
@@ -72,26 +92,15 @@ def _refuse_own_options(args: list[str], target: str) -> None:
 
 
 def settings_from_args(
-    target: str,
-    build: bool,
-    args: list[str],
-    name: str | None,
-    env: dict[str, str],
-    mount_cwd: bool = False,
-    keep_id: bool = False,
-    gpu: str | None = None,
-    engine: str = "podman",
-    warm: bool = False,
-    warm_idle_s: int = DEFAULT_WARM_IDLE_S,
-    remote: dict[str, str] | None = None,
+    target: str, build: bool, args: list[str], name: str | None, env: dict[str, str], **flags
 ) -> KernelSettings:
-    """Check an install command line and turn it into settings (no Podman needed)."""
-    if remote:
-        for given, flag in ((mount_cwd, "--mount-cwd"), (keep_id, "--keep-id"), (warm, "--warm")):
-            if given:
-                raise PodkernelError(f"{flag} is for kernels on this machine; leave it out for a kernel on another one")
-        if engine != "podman":
-            raise PodkernelError("kernels on another machine run with Podman: leave out --engine, or give podman")
+    """Check an install command line and turn it into settings (no Podman needed). ``flags`` are
+    the settings' other fields (mount_cwd, keep_id, gpu, engine, warm, warm_idle_s, remote)."""
+    if flags.get("remote"):
+        for flag in ("mount_cwd", "keep_id", "warm"):
+            if flags.get(flag):
+                option = "--" + flag.replace("_", "-")
+                raise PodkernelError(f"{option} is for kernels on this machine; leave it out for one on another")
     sections = split_build_args(args) if build else split_image_args(args)
     _refuse_own_options(sections.build_args + sections.run_args, "DIR" if build else "IMAGE")
     if build:
@@ -110,31 +119,8 @@ def settings_from_args(
         run_args=sections.run_args,
         command=sections.command,
         env=env,
-        mount_cwd=mount_cwd,
-        keep_id=keep_id,
-        gpu=gpu,
-        engine=engine,
-        warm=warm,
-        warm_idle_s=warm_idle_s,
-        remote=remote or {},
+        **flags,
     )
-
-
-def host_warnings(settings: KernelSettings, engine: ContainerEngine) -> list[str]:
-    """What will not work as the user may expect on this host, with what to do instead."""
-    warnings = engine.install_warnings(settings)
-    if settings.keep_id and engine.supports_keep_id and os.geteuid() == 0:
-        warnings.append("--keep-id only takes effect when this kernel runs under rootless Podman (not as root)")
-    if settings.remote:  # the host checks below are about this machine
-        return warnings
-    if settings.gpu == "nvidia" and not nvidia_cdi_specs():
-        warnings.append(
-            "no NVIDIA CDI spec found in /etc/cdi or /var/run/cdi: "
-            "generate one with: sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
-        )
-    if settings.gpu == "amd" and not os.path.exists("/dev/kfd"):
-        warnings.append("/dev/kfd is missing: install the ROCm kernel driver (amdgpu) for --gpu amd")
-    return warnings
 
 
 DEFAULT_LANGUAGE = "python"  # what a kernelspec says when neither --language nor a trial tells
@@ -150,71 +136,32 @@ def default_display_name(settings: KernelSettings, language: str | None) -> str:
     return f"{short} ({language[:1].upper() + language[1:]}, podkernel)" if language else f"{short} (podkernel)"
 
 
-def install(
-    *,
-    target: str,
-    build: bool,
-    args: tuple[str, ...],
-    name: str | None,
-    display_name: str | None,
-    language: str | None,
-    interrupt_mode: str,
-    env: tuple[str, ...],
-    location: str,
-    prefix: str | None,
-    replace: bool,
-    mount_cwd: bool,
-    keep_id: bool,
-    gpu: str | None,
-    engine: str | None,
-    check: bool,
-    check_timeout: float,
-    warm: bool,
-    warm_idle: int,
-    connection: str | None,
-    url: str | None,
-    identity: str | None,
-) -> None:
-    """Install a kernel; unless ``check`` is off, only once a trial start has shown that it works."""
+def install(options: InstallOptions) -> None:
+    """Install a kernel; unless ``options.check`` is off, only once a trial start has shown that it works."""
+    remote = options.remote
     settings = settings_from_args(
-        target,
-        build,
-        list(args),
-        name,
-        parse_env(env),
-        mount_cwd,
-        keep_id,
-        gpu,
-        engine or ("podman" if connection or url else default_engine_name()),
-        warm,
-        warm_idle,
-        remote_setting(connection, url, identity),
+        options.target,
+        options.build,
+        list(options.args),
+        options.name,
+        parse_env(options.env),
+        mount_cwd=options.mount_cwd,
+        keep_id=options.keep_id,
+        gpu=options.gpu,
+        engine=engine_name(options.engine, remote=remote),
+        warm=options.warm,
+        warm_idle_s=options.warm_idle,
+        remote=remote,
     )
     engine = container_engine(settings.engine, settings.remote)
-    for warning in host_warnings(settings, engine):
+    for warning in engine.install_warnings(settings):
         click.echo(f"Warning: {warning}", err=True)
-    where = _location(location, prefix)
-    kernelspecs.check_free(settings.name, where, replace)
+    where = _location(options.location, options.prefix)
+    kernelspecs.check_free(settings.name, where, options.replace)
     with image_progress(settings) as show:
         image_id = resolve_image(settings, engine, show)
-
-    def spec_for(kernel_language: str | None) -> dict:
-        shown = display_name or default_display_name(settings, kernel_language)
-        return kernelspecs.kernel_json(settings, shown, kernel_language or DEFAULT_LANGUAGE, interrupt_mode)
-
-    spec, report = spec_for(language), None
-    if check:
-        with kernelspecs.staged(spec, settings.name) as kernel_dir:
-            report = run_trial(
-                kernel_dir,
-                engine,
-                check_timeout,
-                image_id=image_id,
-                advice=NOT_INSTALLED_ADVICE,
-            )
-        if language is None and report.language:
-            spec = spec_for(report.language)
-    path = kernelspecs.install(spec, settings.name, where, replace)
+    spec, report = _tried_spec(options, settings, engine, image_id)
+    path = kernelspecs.install(spec, settings.name, where, options.replace)
     click.echo(f"Installed kernel {settings.name} ({spec['display_name']}) in {path}")
     click.echo(f"Image: {image_id}" + (f" on {settings.where}" if settings.remote else ""))
     if report is not None:
@@ -222,7 +169,25 @@ def install(
         for warning in report_warnings(report, spec):
             click.echo(f"Warning: {warning}", err=True)
     if settings.warm:
-        from .. import warm as warm_containers
-
         warm_containers.discard(engine, settings.name)  # a replaced kernel's
         click.echo(f"Warm: {warm_containers.prepare(settings, engine, image_id, os.getcwd())}")
+
+
+def _tried_spec(
+    options: InstallOptions, settings: KernelSettings, engine: ContainerEngine, image_id: str
+) -> tuple[dict, KernelReport | None]:
+    """The kernelspec to install, and the trial start's report (None with --no-check); the
+    language is the trial kernel's own unless --language gave one."""
+
+    def spec_for(kernel_language: str | None) -> dict:
+        shown = options.display_name or default_display_name(settings, kernel_language)
+        return kernelspecs.kernel_json(settings, shown, kernel_language or DEFAULT_LANGUAGE, options.interrupt_mode)
+
+    spec = spec_for(options.language)
+    if not options.check:
+        return spec, None
+    with kernelspecs.staged(spec, settings.name) as kernel_dir:
+        report = run_trial(kernel_dir, engine, options.check_timeout, image_id=image_id, advice=NOT_INSTALLED_ADVICE)
+    if options.language is None and report.language:
+        spec = spec_for(report.language)
+    return spec, report

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import kernelspecs
-from ..tables import print_table
+from ..system import kernelspecs
+from ..ui.tables import print_table
 
 
 def list_kernels() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
-from .. import warm
-from ..connection import remove_abandoned_private_dirs
-from ..containers import kernel_containers, remove_left_by_killed_starts
 from ..engines import container_engine
+from ..launcher import warm
+from ..launcher.reaper import kernel_containers, remove_left_by_killed_starts
+from ..system.private_dir import remove_abandoned_private_dirs
 
 
 def prune(everything: bool, remote: dict[str, str]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..containers import format_age, kernel_containers
 from ..engines import container_engine
-from ..tables import print_table
+from ..launcher.reaper import format_age, kernel_containers
+from ..ui.tables import print_table
 
 
 def ps(remote: dict[str, str]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import kernelspecs, warm
-from ..engines import container_engine
+from ..engines import engine_for
+from ..launcher import warm
+from ..system import kernelspecs
 
 
 def remove(names: list[str]) -> None:
@@ -16,7 +17,5 @@ def remove(names: list[str]) -> None:
         click.echo(f"Removed {path}")
     for kernel in kernels:
         if kernel.settings.warm:
-            for container in warm.discard(
-                container_engine(kernel.settings.engine, kernel.settings.remote), kernel.settings.name
-            ):
+            for container in warm.discard(engine_for(kernel.settings), kernel.settings.name):
                 click.echo(f"Removed warm container {container}")

@@ -1,56 +1,71 @@
-"""The container engines podkernel can run kernels with; every difference between them lives here."""
+"""The registry of container engines, and the one function that resolves which engine a kernel uses.
+
+A new engine is one module here (or a folder, as remote/) implementing base.ContainerEngine, and
+one line in :data:`ENGINES`.
+"""
 
 from __future__ import annotations
 
 import os
 
 from ..errors import PodkernelError
-from .base import ContainerEngine, HostFacts, Monitor, OutputHandler, to_stderr
+from ..model.remote_host import RemoteHost
+from ..model.settings import KernelSettings
+from .base import ContainerEngine
 from .docker import DockerEngine
 from .podman import PodmanEngine
+from .remote import RemotePodmanEngine, resolve_remote
 
-ENGINES: dict[str, type[ContainerEngine]] = {engine.name: engine for engine in (PodmanEngine, DockerEngine)}
-
-__all__ = [
-    "ENGINES",
-    "ContainerEngine",
-    "DockerEngine",
-    "HostFacts",
-    "Monitor",
-    "OutputHandler",
-    "PodmanEngine",
-    "container_engine",
-    "engine_from_word",
-    "default_engine_name",
-    "to_stderr",
-]
+ENGINES: dict[str, type[ContainerEngine]] = {"podman": PodmanEngine, "docker": DockerEngine}
+ENGINE_NAMES = tuple(ENGINES)
+DEFAULT_ENGINE = "podman"
+REMOTE_ENGINE = "podman"  # the engine of kernels on another machine
+ENGINE_VARIABLE = "PODKERNEL_ENGINE"
 
 
-def default_engine_name() -> str:
-    """The engine new kernels use: ``$PODKERNEL_ENGINE``, else podman."""
-    return os.environ.get("PODKERNEL_ENGINE") or "podman"
-
-
-def container_engine(name: str | None = None, remote: dict[str, str] | None = None) -> ContainerEngine:
-    """The engine called ``name`` (default: :func:`default_engine_name`); with ``remote`` (a
-    kernel's remote setting: a system connection, or a URL and key), Podman on that host."""
-    name = name or default_engine_name()
-    if remote:
-        from .remote import RemotePodmanEngine, resolve_remote
-
-        if name != "podman":
-            raise PodkernelError(f"kernels on another machine run with Podman, not {name}: use --engine podman")
-        return RemotePodmanEngine(resolve_remote(remote))
+def engine_name(option: str | None = None, stored: str | None = None, remote: dict[str, str] | None = None) -> str:
+    """Which engine: the command line's ``option`` > the kernelspec's (``stored``) > ``$PODKERNEL_ENGINE``
+    (not for a kernel on another machine, which runs with Podman) > podman."""
+    name = option or stored or (REMOTE_ENGINE if remote else os.environ.get(ENGINE_VARIABLE)) or DEFAULT_ENGINE
     if name not in ENGINES:
         raise PodkernelError(f"unknown container engine {name!r}: use {' or '.join(ENGINES)}")
-    return ENGINES[name]()
+    if remote and name != REMOTE_ENGINE:
+        raise PodkernelError(f"kernels on another machine run with Podman, not {name}: use --engine podman")
+    return name
+
+
+def container_engine(option: str | None = None, remote: dict[str, str] | None = None) -> ContainerEngine:
+    """The engine that ``option`` (or :func:`engine_name`'s default) names; with ``remote`` (a
+    kernel's remote setting: a system connection, or a URL and key), Podman on that host."""
+    name = engine_name(option, remote=remote)
+    return RemotePodmanEngine(resolve_remote(remote)) if remote else ENGINES[name]()
+
+
+def engine_for(settings: KernelSettings) -> ContainerEngine:
+    """The engine an installed kernel runs with, as its kernelspec says."""
+    if settings.engine not in ENGINES:
+        raise PodkernelError(
+            f"kernel {settings.name!r} has metadata.podkernel.engine = {settings.engine!r} in its kernel.json, "
+            f"but it must be one of {ENGINE_NAMES}: fix the file, or reinstall the kernel with podkernel install "
+            "--replace"
+        )
+    return container_engine(settings.engine, settings.remote)
 
 
 def engine_from_word(word: str) -> ContainerEngine:
-    """The engine a watchdog's command line names: an engine's name, or a remote host's word
-    (:meth:`RemoteHost.to_word`)."""
+    """The engine a hidden subcommand's line names (ContainerEngine.word): an engine's name, or a
+    remote host's word (RemoteHost.to_word)."""
     if word.startswith("{"):
-        from .remote import RemoteHost, RemotePodmanEngine
-
         return RemotePodmanEngine(RemoteHost.from_word(word))
     return container_engine(word)
+
+
+__all__ = [
+    "ENGINES",
+    "ENGINE_NAMES",
+    "ContainerEngine",
+    "container_engine",
+    "engine_for",
+    "engine_from_word",
+    "engine_name",
+]

@@ -6,20 +6,21 @@ import json
 import subprocess
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from ..connection import CONTAINER_PATH
-from ..plan import launcher_labels
-from .base import ContainerEngine, HostFacts, Monitor, warm_mounts
+from ..model.connection import CONTAINER_PATH
+from ..model.labels import launcher_labels
+from ..model.launch import Address, Launch
+from ..model.settings import KernelSettings
+from ..plan.run_args import warm_mounts
+from ..system.host import gpu_warnings
+from .base import HostFacts, Monitor
+from .cli_engine import CliEngine
 from .podman import GPU_ARGS
-
-if TYPE_CHECKING:
-    from ..plan import Launch
 
 EVENTS_READ_S = 1.0
 
 
-class DockerEngine(ContainerEngine):
+class DockerEngine(CliEngine):
     """The ``docker`` CLI. Docker has no ``--pidfile``, no passthrough logging and no ``:U`` mounts."""
 
     name = "docker"
@@ -46,12 +47,16 @@ class DockerEngine(ContainerEngine):
             "JUPYTER_ALLOW_INSECURE_WRITES=true",
         ]
 
-    def run_detached(self, run_args: list[str], output: int, launch: Launch) -> None:
+    def install_warnings(self, settings: KernelSettings) -> list[str]:
+        return super().install_warnings(settings) + gpu_warnings(settings.gpu)
+
+    def run_detached(self, run_args: list[str], output: int, launch: Launch) -> dict[str, Address]:
         """``docker run``, then the container's main PID into the pidfile."""
-        super().run_detached(run_args, output, launch)
+        published = super().run_detached(run_args, output, launch)
         pid = self.main_pid(launch.container_name)
         with open(launch.container_pidfile, "w", encoding="ascii") as handle:
             handle.write(str(pid or ""))
+        return published
 
     def remove(self, container: str, stop_timeout: int) -> bool:
         """Stop (SIGTERM, then SIGKILL after ``stop_timeout`` s); Docker's ``--rm`` removes it, ``rm`` makes sure."""

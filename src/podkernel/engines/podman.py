@@ -6,16 +6,17 @@ import json
 import os
 import subprocess
 import time
-from typing import TYPE_CHECKING
 
-from .. import processes
-from ..connection import CONTAINER_PATH
-from ..podman_options import gives_option
-from .base import BUILD_STOP_S, ContainerEngine, HostFacts, Monitor, warm_mounts
-
-if TYPE_CHECKING:
-    from ..plan import Launch
-    from ..settings import KernelSettings
+from ..model.connection import CONTAINER_PATH
+from ..model.launch import Launch
+from ..model.settings import KernelSettings
+from ..plan.podman_options import gives_option
+from ..plan.run_args import warm_mounts
+from ..system import processes
+from ..system.host import gpu_warnings
+from .abandoned import BUILD_STOP_S
+from .base import HostFacts, Monitor
+from .cli_engine import CliEngine
 
 GPU_ARGS = {
     "nvidia": ["--device", "nvidia.com/gpu=all"],  # CDI
@@ -23,7 +24,7 @@ GPU_ARGS = {
 }
 
 
-class PodmanEngine(ContainerEngine):
+class PodmanEngine(CliEngine):
     """The ``podman`` command line."""
 
     name = "podman"
@@ -49,7 +50,14 @@ class PodmanEngine(ContainerEngine):
         warnings = super().install_warnings(settings)
         if gives_option(settings.run_args, "--gpus"):
             warnings.append("Podman ignores --gpus; use podkernel install --gpu nvidia (CDI) or --gpu amd instead")
-        return warnings
+        return warnings + self._host_warnings(settings)
+
+    def _host_warnings(self, settings: KernelSettings) -> list[str]:
+        """What the host where the kernel runs lacks for its flags: here, this machine."""
+        warnings = []
+        if settings.keep_id and os.geteuid() == 0:
+            warnings.append("--keep-id only takes effect when this kernel runs under rootless Podman (not as root)")
+        return warnings + gpu_warnings(settings.gpu)
 
     def stop_build(self, pid: int) -> None:
         """Podman stops a build cleanly only by itself: killed or asked to stop (SIGINT, SIGTERM),

@@ -1,0 +1,1 @@
+"""What people see: live status lines (progress.py) and tables (tables.py)."""
