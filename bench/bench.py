@@ -5,7 +5,7 @@
 Kernels:
   podkernel  a podkernel kernel (the PyPI-ipykernel test image);
   remote     (with --remote-host, as root) the same kernel on another machine: the second host
-             that scripts/remote-host simulates on this one (its own sshd and Podman in a
+             that tests/remote-host simulates on this one (its own sshd and Podman in a
              network namespace), reached over SSH; it shares this machine's CPUs;
   remote-rootless  the same, with the rootless Podman of a user there;
   raw        the very argv `podkernel show` prints for it, run by bench/raw_launch.py: no
@@ -74,12 +74,12 @@ def setup_kernels(data_dir: Path, remote: RemoteHost | None) -> None:
 
 
 class RemoteHost:
-    """scripts/remote-host's second host, up for the run, with the image loaded and a home whose
+    """tests/remote-host's second host, up for the run, with the image loaded and a home whose
     known_hosts knows it (ssh and Podman read $HOME/.ssh/known_hosts)."""
 
     def __init__(self):
         self.state = tempfile.mkdtemp(prefix="podkernel-bench-remote-", dir="/var/tmp")
-        self.script = str(HERE.parent / "scripts" / "remote-host")
+        self.script = str(HERE.parent / "tests" / "remote-host")
         up = subprocess.run([self.script, "up", self.state], check=True, capture_output=True, text=True).stdout
         values = dict(line.split("=", 1) for line in up.splitlines() if "=" in line)
         home = Path(self.state) / "home"

@@ -127,13 +127,13 @@ def remote(tmp_path_factory):
     """As root: bring the second host up (and down after the last test),  give it the test images, and make a home
     whose known_hosts knows its key (as ssh and Podman read it)."""
     if os.geteuid() != 0:
-        pytest.skip("the simulated remote host needs root (scripts/remote-host)")
+        pytest.skip("the simulated remote host needs root (tests/remote-host)")
     state = Path(tempfile.mkdtemp(prefix="podkernel-remote-test-", dir="/var/tmp"))
-    script = str(ROOT / "scripts" / "remote-host")
+    script = str(ROOT / "tests" / "remote-host")
     up = subprocess.run([script, "up", str(state), "/tmp", str(ROOT), "/home"], capture_output=True, text=True)
     if up.returncode != 0:
         subprocess.run([script, "down", str(state)], capture_output=True)
-        pytest.fail(f"scripts/remote-host up failed: {up.stderr.strip()}")
+        pytest.fail(f"tests/remote-host up failed: {up.stderr.strip()}")
     variables = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
     variables = {key: value.strip("'") for key, value in variables.items()}
     home = tmp_path_factory.mktemp("home")

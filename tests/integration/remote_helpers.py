@@ -1,4 +1,4 @@
-"""The second host that scripts/remote-host makes on this machine, as the remote tests see it."""
+"""The second host that tests/remote-host makes on this machine, as the remote tests see it."""
 
 import subprocess
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Kernels on another machine: Podman over SSH, against a second host that scripts/remote-host
+"""Kernels on another machine: Podman over SSH, against a second host that tests/remote-host
 makes on this one (a network namespace with its own sshd and Podman, storage and network,
 and this work tree, /tmp and /home hidden from it), driven through real Jupyter clients."""
 
@@ -39,7 +39,7 @@ print(manager.provisioner.process.pid, flush=True)
 time.sleep(600)
 """
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulated remote host needs root (scripts/remote-host)")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulated remote host needs root (tests/remote-host)")
 
 
 @pytest.fixture(params=["root", "rootless"])

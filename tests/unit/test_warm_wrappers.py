@@ -142,3 +142,8 @@ def test_a_wrapper_nobody_hands_a_connection_file_ends_after_its_idle_time(conta
 )
 def test_which_kernel_commands_wait_in_their_own_python(command, expected):
     assert preloadable_python_kernel(command) == expected
+
+
+def test_the_python_wrapper_names_itself_as_the_launcher_looks_for_it():
+    """warm.py finds a waiting Python kernel by the name warm_python.py gives its process."""
+    assert f'comm.write("{WARM_WAIT_NAME}")' in WARM_PYTHON_SCRIPT

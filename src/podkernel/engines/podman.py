@@ -79,7 +79,7 @@ class PodmanEngine(CliEngine):
 
     def _delete_stale_build_states(self) -> None:
         """Have the OCI runtime forget the RUN steps it keeps as stopped while their bundle is gone:
-        a step killed at the wrong moment of its start (seen under load) leaves that state, which
+        a step killed at the wrong moment of its start leaves that state, which
         nothing else would ever delete."""
         runtime = self._capture(["info", "--format", "{{.Host.OCIRuntime.Path}}"]).stdout.strip()
         if not runtime:

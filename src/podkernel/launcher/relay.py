@@ -83,9 +83,8 @@ def translated_ports() -> frozenset[int]:
 
     Rootful Podman 4.3's netavark can delete the jump to a removed container's port translation
     but leave the translation itself in its chain; it wakes up when the same port is published
-    again, ahead of the new container's rule, and every connection goes to the dead address (a
-    kernel restarted in CI never answered that way). Such ports are no spare ports. Only root
-    can read the rules, and only rootful engines write them.
+    again, ahead of the new container's rule, and every connection goes to the dead address.
+    Such ports are no spare ports. Only root can read the rules, and only rootful engines write them.
     """
     if os.geteuid() != 0:
         return frozenset()
@@ -144,7 +143,7 @@ def reaches_itself(holder: socket.socket) -> bool:
 
     It does not where netfilter translates the port elsewhere: rootful Podman's network
     backend leaves a container's port translation behind when ``podman run`` is killed midway,
-    or left it when removing one (netavark 1.4, in this project's CI), and every connection
+    or leaves it when removing one (netavark 1.4), and every connection
     to that port goes to another address (hanging, or refused there), whoever publishes it
     next. A rootless launcher cannot read the rules; this sees what they do. ``holder`` listens
     for the probe and is bound but not listening again afterwards.

@@ -108,16 +108,8 @@ def try_kernel(
         started = time.monotonic()
         try:
             manager.start_kernel(stdout=output, stderr=output, env=env)
-            client = manager.client()
-            client.start_channels()
-            try:
-                watch = _Watch(manager, engine, output, timeout, progress)
-                info = watch.kernel_info(client)
-                ready_s = time.monotonic() - started
-                progress("interrupting a waiting cell")
-                interrupt, works = _check_interrupt(manager, client, info.get("language_info", {}).get("name", ""))
-            finally:
-                client.stop_channels()
+            watch = _Watch(manager, engine, output, timeout, progress)
+            info, ready_s, interrupt, works = _talk(manager, watch, started)
             progress("shutting the kernel down")
             if works is False:  # still in its waiting cell
                 _stop(manager)
@@ -138,6 +130,21 @@ def try_kernel(
         interrupt=interrupt,
         interrupt_works=works,
     )
+
+
+def _talk(manager, watch: _Watch, started: float) -> tuple[dict, float, str, bool | None]:
+    """Ask the started kernel for its ``kernel_info``, then check its interrupt: the reply's
+    content, the seconds until it answered, and how the interrupt went."""
+    client = manager.client()
+    client.start_channels()
+    try:
+        info = watch.kernel_info(client)
+        ready_s = time.monotonic() - started
+        watch.progress("interrupting a waiting cell")
+        interrupt, works = _check_interrupt(manager, client, info.get("language_info", {}).get("name", ""))
+    finally:
+        client.stop_channels()
+    return info, ready_s, interrupt, works
 
 
 class _Watch:

@@ -1,21 +1,13 @@
 """Warm kernels: a container started ahead of time that waits for its connection file.
 
-A kernel installed with ``--warm`` keeps one such container ready. It was started with
-everything a cold start gives a container (the same run args, spare ports published, the
-init, the pidfile) but with a small ``sh`` wrapper in front of the kernel's own command
-(``plan/wrappers/warm.sh``): it waits on a FIFO, and the launcher that claims it writes the
-connection file into that FIFO; the wrapper saves it inside the container and execs the
-kernel. A Python kernel (``python -m ipykernel_launcher``) waits in its own Python instead,
-its modules already imported (``plan/wrappers/warm_python.py``). The key never touches the host's
-disk. A warm container that nobody claims ends itself after the kernel's idle time, even when
-no podkernel process is left.
-
-On the host, each warm container has a directory next to the kernels' private directories
-(only this user can enter it) with the FIFO, the container's pidfile and ``warm.json``. A
-launcher claims it by renaming ``ready`` to ``claimed`` (only one rename can succeed); from
-then on the directory is that launcher's private directory, removed with the container.
-A warm container is used only when its digest (the kernel's settings, the image ID and, with
-``--mount-cwd``, the folder) matches the start's.
+A kernel installed with ``--warm`` keeps one such container ready, started with a cold start's
+run args behind a wrapper (plan/wrappers/) that waits on a FIFO; the launcher that claims it
+writes the connection file into the FIFO, and the wrapper saves it inside the container and
+execs the kernel (the key never touches the host's disk). Each warm container has a directory
+here, private to this user, with the FIFO, its pidfile and ``warm.json``; a launcher claims it
+by renaming ``ready`` to ``claimed`` (only one rename can succeed), and only when its digest
+(settings, image ID, and the folder with ``--mount-cwd``) matches the start's. Unclaimed, it
+ends itself after the kernel's idle time, even with no podkernel process left.
 """
 
 from __future__ import annotations
@@ -87,7 +79,7 @@ def root() -> str:
 def digest(settings: KernelSettings, image_id: str, cwd: str) -> str:
     """What a warm container must match to be used: the kernel's settings, its image, its folder.
 
-    Kept whole, as canonical JSON (hashing would load OpenSSL into every launcher: 3 MiB, 15 ms).
+    Kept whole, as canonical JSON: hashing would load OpenSSL into every launcher.
     """
     facts = {"settings": settings.to_metadata(), "name": settings.name, "image": image_id}
     if settings.mount_cwd:

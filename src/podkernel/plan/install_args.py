@@ -1,17 +1,10 @@
-"""Split the raw arguments after IMAGE or DIR into their sections.
+"""install's command line after IMAGE or DIR, split into its sections, and the build folder checked.
 
-The promised command lines are::
-
-    podkernel install IMAGE [podman run args] -- [container command args]
-    podkernel install --build DIR [podman build args] -- [podman run args] -- [container command args]
-
-An older form puts one more ``--`` before the first section (``IMAGE -- RUN -- CMD``,
-``--build DIR -- BUILD -- RUN -- CMD``). Both forms are accepted. Where the two readings of
-a line differ, the older one is chosen only when the line cannot mean anything else:
-it has more sections than the form allows, or the section that would be the container
-command is really options for ``podman run`` (a lone section after ``IMAGE --``: nothing but
-options podkernel knows, with their values), or the lone section uses options that only
-``podman build`` knows.
+The promised forms are ``IMAGE [run args] -- [command]`` and ``--build DIR [build args] --
+[run args] -- [command]``. An older form puts one more ``--`` before the first section; it is
+chosen only where a line cannot mean anything else: more sections than the form allows, a lone
+section after ``IMAGE --`` that is nothing but run options podkernel knows (with their values),
+or a lone section with options only ``podman build`` knows.
 """
 
 from __future__ import annotations

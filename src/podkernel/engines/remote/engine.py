@@ -1,30 +1,13 @@
-"""Podman on another machine, reached over SSH: the notebook stays here, the kernel runs there.
+"""The remote Podman engine: the notebook stays here, the kernel runs there (README, "Kernels on
+another machine", tells the whole story).
 
-One OpenSSH connection per remote host (a ControlMaster, :class:`SshLink`) carries everything:
-the remote Podman API socket forwarded to a local Unix socket (each ``podman --url`` command
-goes through it), each kernel's ports forwarded from the remote's 127.0.0.1 to Unix sockets in
-the kernel's private directory (only this user can connect to them), and one session per
-kernel that streams the kernel's output back and is the remote container's dead-man's switch.
-A process using the master holds it with an open connection, so that it cannot time out
-between a check and a command.
-
-What differs from local Podman, and why:
-
-- The connection file cannot be mounted from here. It goes to the remote Podman as a secret
-  (on stdin: never on a command line), mounted where a warm container's FIFO would be; the
-  container's command is the warm wrapper (plan.py), which copies it into place at once and
-  runs the kernel. The secret is removed as soon as the container runs; ``inspect`` never
-  shows the key.
-- There is no ``--pidfile`` or passthrough logging remotely: the kernel's session (a local
-  ``ssh`` process) stands for the kernel's process. Its PID goes into the pidfile, so the
-  supervisor sees the kernel end when the session ends: the container exited, or the link is
-  lost (the master's keepalives give up after :data:`SERVER_ALIVE_S` ``×`` 3 seconds).
-- The session's remote script waits for a heartbeat line every :data:`HEARTBEAT_S` seconds;
-  when the heartbeats stop for :data:`REMOTE_TIMEOUT_S` seconds or the session ends (the
-  launcher killed, the link cut, the master killed), it removes the container and the secret
-  itself, whatever became of this machine.
-- Interrupts go through ``podman kill --signal INT`` (the container's init forwards it to the
-  kernel): the remote processes are not in this machine's /proc.
+What differs from local Podman: the connection file goes there as a secret (on stdin), mounted
+where the warm wrapper reads it; the kernel's session (a local ``ssh`` process running
+session.sh there) stands for the kernel's process in the pidfile, streams its output back and
+is the container's dead-man's switch (heartbeats every :data:`HEARTBEAT_S` s; none for
+:data:`REMOTE_TIMEOUT_S` s, or the session's end, removes the container and its secret);
+the kernel's ports come here as Unix sockets (link.py); interrupts go through ``podman kill
+--signal INT``, since the remote processes are not in this machine's /proc.
 """
 
 from __future__ import annotations
