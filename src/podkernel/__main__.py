@@ -1,7 +1,7 @@
 """Entry point for ``podkernel`` and ``python -m podkernel``: dispatch only.
 
-``start`` (once per kernel) and the hidden subcommands go to launcher/internal.py before the CLI
-framework is even imported; everything else goes to the CLI.
+``start`` (once per kernel) goes to launcher/start.py and the hidden subcommands to
+launcher/internal.py before the CLI framework is even imported; everything else to the CLI.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def main() -> None:
             frontend = frontend_pidfd()  # first of all: the frontend may die while this starts
         except Stopped:
             sys.exit(0)
-        from .launcher.internal import start_command
+        from .launcher.start import start_command
 
         sys.exit(start_command(args[1:], frontend))
     if args[:1] and args[0] in INTERNAL_COMMANDS:

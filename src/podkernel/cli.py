@@ -267,6 +267,6 @@ def prune(everything: bool, remote: dict[str, str]) -> None:
 @click.argument("kernel_dir", required=False)
 def start(name: str, connection_file: str, kernel_dir: str | None) -> None:
     """Start a kernel for a connection file (what kernel.json runs)."""
-    from .launcher.internal import start_command
+    from .launcher.start import start_command
 
     raise SystemExit(start_command([name, connection_file, *([kernel_dir] if kernel_dir else [])], None))

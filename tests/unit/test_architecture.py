@@ -32,7 +32,7 @@ LAYERS = {
 }
 ENTRY_POINTS = {"podkernel.cli", "podkernel.__main__"}
 # What the entry points may load lazily, inside a function: the command modules.
-LAZY_COMMANDS = ("podkernel.commands.", "podkernel.launcher.internal", "podkernel.cli")
+LAZY_COMMANDS = ("podkernel.commands.", "podkernel.launcher.internal", "podkernel.launcher.start", "podkernel.cli")
 MAX_FUNCTION_LINES = 50
 MAX_PARAMETERS = 8
 

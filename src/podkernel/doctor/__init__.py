@@ -1,2 +1,2 @@
-"""``podkernel doctor``'s checks: through the engine (engine_checks.py) and of this machine
-(host_checks.py), each with its fix. checks.py runs those that apply to the engine."""
+"""``podkernel doctor``'s checks: checks.py runs those that the engine names, through the engine;
+host_checks.py holds those of this machine; check.py is one result; listener.py runs in a container."""

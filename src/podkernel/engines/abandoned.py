@@ -8,7 +8,6 @@ forever is ended. A build's watchdog stops the build the engine's clean way.
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 import subprocess
@@ -97,4 +96,6 @@ def remove_stale_iidfiles(directory: str) -> None:
     PID has ended and that no process names: a creator killed before its build's watchdog
     started left them. One still named (a build being stopped) stays, so that no other user can
     put a link in its place while the engine may still write it."""
+    import glob  # here, not on every kernel start's path
+
     processes.remove_abandoned(glob.glob(os.path.join(directory, "podkernel-*-*.iid")))

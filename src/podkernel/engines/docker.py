@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
 
 from ..model.connection import CONTAINER_PATH
 from ..model.labels import launcher_labels
@@ -87,6 +86,8 @@ class DockerEngine(CliEngine):
         return []
 
     def containers(self, label: str) -> list[dict]:
+        import datetime  # here, not on every kernel start's path
+
         result = self._capture(["ps", "--all", "--no-trunc", "--filter", f"label={label}", "--format", "{{json .}}"])
         if result.returncode != 0:
             raise self._fail("ps", result, "check that Docker works (docker info)")
@@ -94,7 +95,7 @@ class DockerEngine(CliEngine):
         for line in result.stdout.splitlines():
             record = json.loads(line)
             labels = dict(item.partition("=")[::2] for item in record.get("Labels", "").split(",") if item)
-            created = datetime.strptime(" ".join(record["CreatedAt"].split()[:3]), "%Y-%m-%d %H:%M:%S %z")
+            created = datetime.datetime.strptime(" ".join(record["CreatedAt"].split()[:3]), "%Y-%m-%d %H:%M:%S %z")
             records.append(
                 {
                     "Id": record["ID"],

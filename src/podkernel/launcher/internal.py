@@ -1,5 +1,5 @@
-"""What ``podkernel start`` and the hidden subcommands (model/internal_commands.py) do: the entry
-points that Jupyter's kernelspecs and podkernel's own watchdogs run."""
+"""What the hidden subcommands (model/internal_commands.py) do: the entry points that podkernel's
+own watchdogs and background work run."""
 
 from __future__ import annotations
 
@@ -17,24 +17,6 @@ from ..system.lifeline import drain
 from ..system.processes import read_pid
 from . import warm
 from .reaper import remove_launcherless
-from .start import start
-from .start_guard import Stopped
-
-START_USAGE = "usage: podkernel start NAME CONNECTION_FILE [KERNEL_DIR]  (run by Jupyter from kernel.json)"
-
-
-def start_command(args: list[str], frontend: int | None) -> int:
-    """``podkernel start NAME CONNECTION_FILE [KERNEL_DIR]``: what a kernelspec's argv runs."""
-    if len(args) not in (2, 3) or args[0].startswith("-"):
-        print(START_USAGE, file=sys.stderr)
-        return 2
-    try:
-        return start(*args, frontend=frontend)
-    except Stopped:
-        return 0
-    except PodkernelError as error:
-        print(f"podkernel: error: {error}", file=sys.stderr)
-        return 1
 
 
 def run(name: str, args: list[str]) -> int:

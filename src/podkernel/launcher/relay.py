@@ -102,11 +102,11 @@ def translated_ports() -> frozenset[int]:
 def dnat_ports(rules: str) -> frozenset[int]:
     """The ports named by ``--dport`` in the DNAT rules of ``iptables -S`` output."""
     return frozenset(
-        int(match.group(1)) for line in rules.splitlines() if "-j DNAT" in line for match in _DPORT.finditer(line)
+        int(match.group(1)) for line in rules.splitlines() if "-j DNAT" in line for match in re.finditer(DPORT, line)
     )
 
 
-_DPORT = re.compile(r"--dport (\d+)\b")
+DPORT = r"--dport (\d+)\b"
 
 
 def hold_spare_port(avoid: frozenset[int] = frozenset()) -> socket.socket:

@@ -8,10 +8,12 @@ jupyter_client.
 from __future__ import annotations
 
 import os
+import sys
 from typing import NamedTuple
 
 from ..engines import engine_for
 from ..engines.base import ContainerEngine
+from ..errors import PodkernelError
 from ..model.connection import PORT_KEYS, read_connection_file
 from ..model.launch import Launch, new_launch
 from ..model.settings import KernelSettings
@@ -21,7 +23,7 @@ from ..system.private_dir import private_dir_path
 from . import warm
 from .images import TRIAL_IMAGE_ID_VARIABLE, resolve_image
 from .relay import PortRelay
-from .start_guard import StartGuard
+from .start_guard import StartGuard, Stopped
 from .supervisor import Supervisor
 from .userns import keep_id_userns
 
@@ -122,3 +124,20 @@ def start(name: str, connection_file: str, resource_dir: str | None = None, fron
             warm.release(claimed)
         raise
     return supervisor.run(args, connection)
+
+
+START_USAGE = "usage: podkernel start NAME CONNECTION_FILE [KERNEL_DIR]  (run by Jupyter from kernel.json)"
+
+
+def start_command(args: list[str], frontend: int | None) -> int:
+    """``podkernel start NAME CONNECTION_FILE [KERNEL_DIR]``: what a kernelspec's argv runs."""
+    if len(args) not in (2, 3) or args[0].startswith("-"):
+        print(START_USAGE, file=sys.stderr)
+        return 2
+    try:
+        return start(*args, frontend=frontend)
+    except Stopped:
+        return 0
+    except PodkernelError as error:
+        print(f"podkernel: error: {error}", file=sys.stderr)
+        return 1

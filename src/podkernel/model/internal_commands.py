@@ -8,17 +8,18 @@ engines their watchdogs'); launcher/internal.py holds what each one does.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
 from ..errors import PodkernelError
 
 
-class InternalCommand(NamedTuple):
-    """A hidden subcommand: ``podkernel NAME ARGS...``, ``optional`` of them may be left out at the end."""
+class InternalCommand:
+    """A hidden subcommand: ``podkernel NAME ARGS...``, ``optional`` of them may be left out at the end.
+    (A plain class: every start loads this module, and a NamedTuple costs a compile.)"""
 
-    name: str
-    params: tuple[str, ...]
-    optional: int = 0
+    __slots__ = ("name", "params", "optional")
+
+    def __init__(self, name: str, params: tuple[str, ...], optional: int = 0):
+        self.name, self.params, self.optional = name, params, optional
 
     def argv(self, *values: str | int) -> list[str]:
         """The command line that runs it, with this Python (it need not be on PATH)."""

@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 from ..errors import PodkernelError
 
-_SSH_URL = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)(?P<socket>/.*)")
+# Compiled at first use, by re (not at import: a local start parses no URL).
+SSH_URL = r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)(?P<socket>/.*)"
 
 
 class RemoteHost(NamedTuple):
@@ -25,7 +26,7 @@ class RemoteHost(NamedTuple):
     @classmethod
     def parse(cls, url: str, identity: str | None = None) -> RemoteHost:
         """Read ``ssh://USER@HOST:PORT/SOCKET`` (Podman's form; the port is required)."""
-        match = _SSH_URL.fullmatch(url)
+        match = re.fullmatch(SSH_URL, url)
         if not match:
             raise PodkernelError(
                 f"{url!r} is not a remote Podman URL: give ssh://USER@HOST:PORT/path/to/podman.sock "

@@ -19,8 +19,8 @@ GPU_KINDS = ("nvidia", "amd")
 DEFAULT_WARM_IDLE_S = 3600  # how long a warm container waits for a start before it removes itself
 MIN_WARM_IDLE_S = 10
 
-_KERNEL_NAME = re.compile(r"[a-z0-9._-]+", re.IGNORECASE | re.ASCII)  # what jupyter_client accepts, in full
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KERNEL_NAME = r"(?ai)[a-z0-9._-]+"  # what jupyter_client accepts, in full
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"  # patterns compiled at first use, by re
 
 
 class KernelSettings(NamedTuple):
@@ -153,7 +153,7 @@ class _MetadataReader:
 
 def check_kernel_name(name: str) -> str:
     """Return ``name`` if kernelspecs accept it, else explain which names they accept."""
-    if not _KERNEL_NAME.fullmatch(name):
+    if not re.fullmatch(KERNEL_NAME, name):
         raise PodkernelError(f"kernel name {name!r} is not allowed: use only letters, digits, '.', '_' and '-'")
     return name.lower()
 
@@ -181,7 +181,7 @@ def parse_env(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for assignment in assignments:
         key, has_value, value = assignment.partition("=")
-        if not has_value or not _ENV_NAME.match(key):
+        if not has_value or not re.fullmatch(ENV_NAME, key):
             raise PodkernelError(f"--env {assignment!r} is not KEY=VALUE: give a variable name, '=', and its value")
         env[key] = value
     return env

@@ -9,7 +9,7 @@ import json
 import os
 import re
 import shlex
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import PodkernelError
 from ..model.connection import CONTAINER_DIR, CONTAINER_ENV_VARS, CONTAINER_PATH, PORT_KEYS, START_FIFO_PATH
@@ -18,25 +18,34 @@ from ..model.launch import Launch
 from ..model.settings import KernelSettings
 from .podman_options import gives_option, parse_run_options
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class EngineArgs(Protocol):
+        """What the plan asks of the kernel's engine (engines.base.ContainerEngine has both)."""
+
+        def gpu_args(self, kind: str | None) -> list[str]: ...
+
+        def kernel_args(self, launch: Launch, run_args: list[str]) -> list[str]: ...
+
+
 WRAPPERS_DIR = os.path.join(os.path.dirname(__file__), "wrappers")
-
-
-def _wrapper(name: str) -> str:
-    with open(os.path.join(WRAPPERS_DIR, name), encoding="utf-8") as handle:
-        return handle.read()
-
-
-WARM_SCRIPT = _wrapper("warm.sh")  # a warm container's command: see the file
-WARM_PYTHON_SCRIPT = _wrapper("warm_python.py")  # a warm Python kernel's, run by the kernel's Python
+# The wrappers, read when first used (a cold start uses none): WARM_SCRIPT, a warm container's
+# command, and WARM_PYTHON_SCRIPT, a warm Python kernel's, run by the kernel's own Python.
+WRAPPERS = {"WARM_SCRIPT": "warm.sh", "WARM_PYTHON_SCRIPT": "warm_python.py"}
 WARM_WAIT_NAME = "podkernel-wait"  # what warm_python.py calls its process while it waits
 
 
-class EngineArgs(Protocol):
-    """What the plan asks of the kernel's engine (engines.base.ContainerEngine has both)."""
+def __getattr__(name: str) -> str:
+    if name not in WRAPPERS:
+        raise AttributeError(name)
+    return wrapper(WRAPPERS[name])
 
-    def gpu_args(self, kind: str | None) -> list[str]: ...
 
-    def kernel_args(self, launch: Launch, run_args: list[str]) -> list[str]: ...
+def wrapper(file_name: str) -> str:
+    """The text of the wrapper ``file_name`` in wrappers/."""
+    with open(os.path.join(WRAPPERS_DIR, file_name), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def warm_mounts(launch: Launch) -> list[str]:
@@ -141,14 +150,14 @@ def _waiting_command(launch: Launch, command: list[str], idle_s: int) -> list[st
     """The image and command of a container that waits for its connection file, then runs ``command``.
     A Python kernel's own Python waits, its kernel's modules imported (:func:`preloadable_python_kernel`)."""
     if kernel := preloadable_python_kernel(command):
-        wait = [WARM_PYTHON_SCRIPT, CONTAINER_PATH, str(idle_s), "shell" if kernel.via_shell else "exec"]
+        wait = [wrapper("warm_python.py"), CONTAINER_PATH, str(idle_s), "shell" if kernel.via_shell else "exec"]
         return ["--entrypoint", kernel.python, launch.image_id, "-c", *wait, kernel.module, *kernel.args]
     return [
         "--entrypoint",
         "/bin/sh",
         launch.image_id,
         "-c",
-        WARM_SCRIPT,
+        wrapper("warm.sh"),
         "podkernel-warm",
         CONTAINER_PATH,
         str(idle_s),

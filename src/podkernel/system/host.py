@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import glob
-import ipaddress
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ipaddress
 
 SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
@@ -29,6 +31,8 @@ TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
 
 def nvidia_cdi_specs() -> list[str]:
     """The CDI spec files that describe NVIDIA GPUs (``nvidia.com/gpu``)."""
+    import glob  # here, not on every kernel start's path
+
     found = []
     for directory in CDI_DIRS:
         for path in sorted(glob.glob(os.path.join(directory, "*.json")) + glob.glob(os.path.join(directory, "*.yaml"))):
@@ -67,6 +71,8 @@ def listening_addresses(pid: int) -> dict[int, list[ipaddress.IPv4Address | ipad
 def _proc_net_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """An address as /proc/net/tcp{,6} writes it: 32-bit words in host byte order, as hex."""
     raw = bytes.fromhex(text)
+    import ipaddress  # here, not on every kernel start's path (milliseconds)
+
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)) if sys.byteorder == "little" else raw
     return ipaddress.ip_address(words)
 

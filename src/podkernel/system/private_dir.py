@@ -4,7 +4,6 @@ is this user, no one else may enter it, and it is no symlink."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import stat
@@ -66,6 +65,8 @@ def shared_private_dir(name: str) -> str:
 def remove_abandoned_private_dirs() -> list[str]:
     """Remove the private directories whose launcher and its watchdog were both killed (every
     process of a session at once, say): each has its launcher's PID in its name. Returns those removed."""
+    import glob  # at run time: one import less for every kernel start's imports to wait for
+
     return remove_abandoned(glob.glob(os.path.join(runtime_parent(), "podkernel-[0-9]*-*")))
 
 

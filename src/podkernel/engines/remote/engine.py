@@ -33,9 +33,19 @@ from .link import SshLink
 
 HEARTBEAT_S = 2  # how often the launcher tells the remote script that it is alive
 REMOTE_TIMEOUT_S = 10  # heartbeats missing this long: the remote script removes the container
-# The kernel's session on the remote host: its dead-man's switch and its output (see the file).
-with open(os.path.join(os.path.dirname(__file__), "session.sh"), encoding="utf-8") as _script:
-    SESSION_SCRIPT = _script.read()
+SESSION_FILE = os.path.join(os.path.dirname(__file__), "session.sh")  # each kernel's session there
+
+
+def __getattr__(name: str) -> str:
+    """``SESSION_SCRIPT``: the session's script, read when first used (a local start uses none)."""
+    if name != "SESSION_SCRIPT":
+        raise AttributeError(name)
+    return session_script()
+
+
+def session_script() -> str:
+    with open(SESSION_FILE, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def system_connection(name: str) -> RemoteHost:
@@ -195,7 +205,7 @@ class RemotePodmanEngine(PodmanEngine):
 
     def _start_session(self, launch: Launch, output: int) -> None:
         """The kernel's session: its PID stands for the kernel's in the pidfile."""
-        script = " ".join(["sh", "-c", shlex.quote(SESSION_SCRIPT), "podkernel-session"])
+        script = " ".join(["sh", "-c", shlex.quote(session_script()), "podkernel-session"])
         args = [launch.container_name, self.host.socket, str(REMOTE_TIMEOUT_S)]
         self._session = subprocess.Popen(
             [*self.link.ssh(), f"{script} {' '.join(shlex.quote(arg) for arg in args)}"],
