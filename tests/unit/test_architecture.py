@@ -214,3 +214,22 @@ def test_the_checks_themselves_see_what_they_must():
     assert forbidden(Import("podkernel.launcher.warm", "podkernel.system.host", 1, True))
     assert not forbidden(Import("podkernel.cli", "podkernel.commands.show", 1, True))
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["b", "a"], ["c"]]
+
+
+def test_every_engine_keeps_the_interfaces_signatures():
+    """Each engine answers the interface's questions in the interface's terms: same parameters,
+    same return type, wherever it overrides a member."""
+    import inspect
+
+    from podkernel.engines import ENGINES
+    from podkernel.engines.base import ContainerEngine
+    from podkernel.engines.cli_engine import CliEngine
+    from podkernel.engines.remote import RemotePodmanEngine
+
+    differing = []
+    for engine in (CliEngine, *ENGINES.values(), RemotePodmanEngine):
+        for name, member in vars(ContainerEngine).items():
+            if callable(member) and not name.startswith("_") and name in vars(engine):
+                if inspect.signature(vars(engine)[name]) != inspect.signature(member):
+                    differing.append(f"{engine.__name__}.{name}{inspect.signature(vars(engine)[name])}")
+    assert not differing, differing

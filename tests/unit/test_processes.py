@@ -6,7 +6,7 @@ import sys
 import time
 
 from podkernel.engines.podman import conmon_monitor
-from podkernel.launcher.reaper import _launcher_ended
+from podkernel.launcher.reaper import launcher_ended
 from podkernel.system import processes
 
 # A tree that keeps growing: every process starts a child, then waits.
@@ -74,14 +74,14 @@ def test_conmon_monitor_reads_the_container_and_runtime():
     assert conmon_monitor(42, ["/usr/bin/conmon", "--version"]) is None
 
 
-def test_a_monitor_whose_launcher_ended_is_stranded_at_once():
+def test_a_monitor_whoselauncher_ended_is_stranded_at_once():
     """Its pidfile names the private directory, and so the launcher, of the start that ran it."""
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    assert _launcher_ended(f"/tmp/podkernel-{ended.pid}-0a1b/container.pid")
-    assert not _launcher_ended(f"/tmp/podkernel-{os.getpid()}-0a1b/container.pid")
-    assert not _launcher_ended("/tmp/podkernel-warm/kernel--0a1b/container.pid")  # a warm container's: by age
-    assert not _launcher_ended("")
+    assert launcher_ended(f"/tmp/podkernel-{ended.pid}-0a1b/container.pid")
+    assert not launcher_ended(f"/tmp/podkernel-{os.getpid()}-0a1b/container.pid")
+    assert not launcher_ended("/tmp/podkernel-warm/kernel--0a1b/container.pid")  # a warm container's: by age
+    assert not launcher_ended("")
 
 
 def test_files_of_ended_processes_are_removed_unless_a_process_names_them(tmp_path):

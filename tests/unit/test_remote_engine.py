@@ -13,7 +13,7 @@ import pytest
 from podkernel.commands.install import settings_from_args
 from podkernel.engines import container_engine, engine_from_word
 from podkernel.engines.remote.engine import SESSION_SCRIPT, RemotePodmanEngine
-from podkernel.engines.remote.link import SshLink, _ssh_advice
+from podkernel.engines.remote.link import SshLink, ssh_advice
 from podkernel.errors import PodkernelError
 from podkernel.model.connection import CONTAINER_PATH, START_FIFO_PATH
 from podkernel.model.launch import Launch, new_launch
@@ -133,9 +133,9 @@ def test_ssh_never_asks_and_checks_the_host_key(monkeypatch, tmp_path):
 
 def test_what_to_do_about_a_failed_ssh_connection():
     host = RemoteHost.parse(URL)
-    assert "ssh -p 2222 ana@gpu-box once" in _ssh_advice(["Host key verification failed."], host)
-    assert "check the user and the key" in _ssh_advice(["ana@gpu-box: Permission denied (publickey)."], host)
-    assert "is up" in _ssh_advice(["ssh: connect to host gpu-box port 2222: Connection refused"], host)
+    assert "ssh -p 2222 ana@gpu-box once" in ssh_advice(["Host key verification failed."], host)
+    assert "check the user and the key" in ssh_advice(["ana@gpu-box: Permission denied (publickey)."], host)
+    assert "is up" in ssh_advice(["ssh: connect to host gpu-box port 2222: Connection refused"], host)
 
 
 @pytest.fixture

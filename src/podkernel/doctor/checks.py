@@ -28,11 +28,10 @@ ANSWER_WAIT_S = 15
 class Doctor:
     """Runs the checks in order; later checks use what earlier ones found."""
 
-    def __init__(self, image: str | None = None, engine: str | None = None, remote: dict[str, str] | None = None):
-        """With ``remote`` (model.remote_host.remote_setting), the checks are about that machine and the way there."""
+    def __init__(self, image: str | None, engine: ContainerEngine):
         self.image = image
         self.path_at_start = os.environ.get("PATH", "")  # before the engine adds what it needs
-        self.engine: ContainerEngine = container_engine(engine, remote)
+        self.engine = engine
         self.facts: HostFacts | None = None
         self.link_failed: Check | None = None
 
@@ -241,4 +240,6 @@ def _answers(address: Address) -> bool:
 def run_checks(
     image: str | None = None, engine: str | None = None, remote: dict[str, str] | None = None
 ) -> list[Check]:
-    return Doctor(image, engine, remote).run()
+    """The checks of ``engine`` (a name, or the default) here, or with ``remote`` (a remote setting:
+    model.remote_host.remote_setting) on that machine and on the way there."""
+    return Doctor(image, container_engine(engine, remote)).run()

@@ -220,9 +220,11 @@ class ContainerEngine(ABC):
         removes ``private_dir`` and then the container, reading and dropping ``output`` meanwhile."""
 
     @abstractmethod
-    def start_watchdog(self, lifeline: int, output: int, private_dir: str, container: str, pidfile: str):
+    def start_watchdog(
+        self, lifeline: int, output: int, private_dir: str, container: str, pidfile: str
+    ) -> subprocess.Popen:
         """The supervisor's: start the watchdog (:meth:`watchdog_command`), in a session of its own,
-        reading the pipe end ``lifeline``; it holds ``output`` open meanwhile. Returns its Popen."""
+        reading the pipe end ``lifeline``; it holds ``output`` open meanwhile."""
 
     def start_sweep(self) -> None:
         """The supervisor's: remove, in the background, the containers whose launcher is gone

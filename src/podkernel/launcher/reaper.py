@@ -129,11 +129,11 @@ def stranded_monitors(engine: ContainerEngine, containers: list[KernelContainer]
         for monitor in engine.monitors()
         if monitor.container.startswith("podkernel-")
         and monitor.container_id not in known
-        and (processes.age_s(monitor.pid) > STRANDED_AFTER_S or _launcher_ended(monitor.pidfile))
+        and (processes.age_s(monitor.pid) > STRANDED_AFTER_S or launcher_ended(monitor.pidfile))
     ]
 
 
-def _launcher_ended(pidfile: str) -> bool:
+def launcher_ended(pidfile: str) -> bool:
     """Whether ``pidfile`` lies in a launcher's private directory (``podkernel-PID-RANDOM``) and
     that launcher has ended."""
     return bool(pidfile) and processes.creator_ended(os.path.dirname(pidfile))

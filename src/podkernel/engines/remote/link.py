@@ -109,7 +109,7 @@ class SshLink:
                     lines = [line.strip() for line in log if line.strip()]
                 raise PodkernelError(
                     f"cannot reach {self.host.destination} port {self.host.port} over SSH: "
-                    f"{lines[-1] if lines else f'ssh exit {master.returncode}'} -- {_ssh_advice(lines, self.host)}"
+                    f"{lines[-1] if lines else f'ssh exit {master.returncode}'} -- {ssh_advice(lines, self.host)}"
                 )
 
     def hold(self) -> None:
@@ -205,7 +205,7 @@ def _still_open(connection: socket.socket) -> bool:
         return False
 
 
-def _ssh_advice(lines: list[str], host: RemoteHost) -> str:
+def ssh_advice(lines: list[str], host: RemoteHost) -> str:
     """What to do about a failed SSH connection, from what ssh said."""
     said = " ".join(lines).lower()
     if "host key verification failed" in said or "no host key is known" in said:
