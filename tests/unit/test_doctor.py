@@ -76,3 +76,30 @@ def test_the_path_check_names_what_root_lacks(monkeypatch):
         assert path.status == "warn" and "/usr/sbin" in path.detail
     else:
         assert path.status == PASS
+
+
+def test_the_listener_that_doctor_runs_in_a_container_greets_its_first_connection():
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from podkernel.doctor.checks import LISTENER
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listener = subprocess.Popen([sys.executable, "-c", LISTENER, str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+                    assert client.recv(64) == b"podkernel-doctor"
+                    break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the listener never listened"
+                time.sleep(0.05)
+        assert listener.wait(timeout=5) == 0
+    finally:
+        listener.kill()
