@@ -96,7 +96,20 @@ def imports() -> list[Import]:
             for target in targets:
                 if target in modules and target != module:
                     found.append(Import(module, target, node.lineno, id(node) in nested))
+        found += registry_arrows(module, tree, set(modules))
     return found
+
+
+def registry_arrows(module: str, tree: ast.Module, modules: set[str]) -> list[Import]:
+    """A registry's lines (``"podkernel.engines.podman:PodmanEngine"``) name modules it loads: arrows too."""
+    return [
+        Import(module, node.value.partition(":")[0], node.lineno, False)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.partition(":")[0] in modules
+        and ":" in node.value
+    ]
 
 
 def forbidden(arrow: Import) -> str:
@@ -207,6 +220,7 @@ def test_the_checks_themselves_see_what_they_must():
     assert ("podkernel.__main__", "podkernel.cli", True) in found
     assert ("podkernel.engines.podman", "podkernel.engines.cli_engine", False) in found
     assert ("podkernel.launcher.start", "podkernel.model.launch", False) in found
+    assert ("podkernel.engines", "podkernel.engines.remote", False) in found  # the registry's lines
     assert forbidden(Import("podkernel.model.settings", "podkernel.engines", 1, False))
     assert forbidden(Import("podkernel.engines.base", "podkernel.launcher.relay", 1, False))
     assert forbidden(Import("podkernel.launcher.start", "podkernel.commands.show", 1, False))
@@ -221,13 +235,12 @@ def test_every_engine_keeps_the_interfaces_signatures():
     same return type, wherever it overrides a member."""
     import inspect
 
-    from podkernel.engines import ENGINES
+    from podkernel.engines import ENGINES, REMOTE_ENGINE_CLASS, engine_class
     from podkernel.engines.base import ContainerEngine
     from podkernel.engines.cli_engine import CliEngine
-    from podkernel.engines.remote import RemotePodmanEngine
 
     differing = []
-    for engine in (CliEngine, *ENGINES.values(), RemotePodmanEngine):
+    for engine in (CliEngine, *map(engine_class, [*ENGINES.values(), REMOTE_ENGINE_CLASS])):
         for name, member in vars(ContainerEngine).items():
             if callable(member) and not name.startswith("_") and name in vars(engine):
                 if inspect.signature(vars(engine)[name]) != inspect.signature(member):

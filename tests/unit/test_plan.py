@@ -2,7 +2,7 @@
 
 import pytest
 
-from podkernel.engines import ENGINE_NAMES, ENGINES
+from podkernel.engines import ENGINE_NAMES, ENGINES, engine_class
 from podkernel.errors import PodkernelError
 from podkernel.model.labels import container_name, is_container_name
 from podkernel.model.launch import Launch
@@ -15,7 +15,7 @@ SPARE_PORTS = {key: port + 20000 for key, port in PORTS.items()}
 
 def run_args(settings: KernelSettings, launch: Launch) -> list[str]:
     """The plan with the kernel's own engine, built without that engine installed."""
-    return plan.run_args(settings, launch, ENGINES[settings.engine]())
+    return plan.run_args(settings, launch, engine_class(ENGINES[settings.engine])())
 
 
 def test_every_engine_name_has_an_engine_module():

@@ -1,26 +1,34 @@
 """The registry of container engines, and the one function that resolves which engine a kernel uses.
 
 A new engine is one module here (or a folder, as remote/) implementing base.ContainerEngine, and
-one line in :data:`ENGINES`.
+one line in :data:`ENGINES`. Each line names where the engine's class is: a kernel start loads
+the module of its own engine only (tests/unit/test_architecture.py reads these as imports).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from ..errors import PodkernelError
-from ..model.remote_host import RemoteHost
 from ..model.settings import KernelSettings
 from .base import ContainerEngine
-from .docker import DockerEngine
-from .podman import PodmanEngine
-from .remote import RemotePodmanEngine, resolve_remote
 
-ENGINES: dict[str, type[ContainerEngine]] = {"podman": PodmanEngine, "docker": DockerEngine}
+ENGINES = {
+    "podman": "podkernel.engines.podman:PodmanEngine",
+    "docker": "podkernel.engines.docker:DockerEngine",
+}
 ENGINE_NAMES = tuple(ENGINES)
+# The engine of kernels on another machine: Podman there, reached over SSH.
+REMOTE_ENGINE, REMOTE_ENGINE_CLASS = "podman", "podkernel.engines.remote:RemotePodmanEngine"
 DEFAULT_ENGINE = "podman"
-REMOTE_ENGINE = "podman"  # the engine of kernels on another machine
 ENGINE_VARIABLE = "PODKERNEL_ENGINE"
+
+
+def engine_class(path: str) -> type[ContainerEngine]:
+    """The engine class a registry line names (``module:Class``), its module loaded now."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def engine_name(option: str | None = None, stored: str | None = None, remote: dict[str, str] | None = None) -> str:
@@ -38,7 +46,9 @@ def container_engine(option: str | None = None, remote: dict[str, str] | None = 
     """The engine that ``option`` (or :func:`engine_name`'s default) names; with ``remote`` (a
     kernel's remote setting: a system connection, or a URL and key), Podman on that host."""
     name = engine_name(option, remote=remote)
-    return RemotePodmanEngine(resolve_remote(remote)) if remote else ENGINES[name]()
+    if remote:
+        return engine_class(REMOTE_ENGINE_CLASS).from_setting(remote)
+    return engine_class(ENGINES[name])()
 
 
 def engine_for(settings: KernelSettings) -> ContainerEngine:
@@ -54,18 +64,7 @@ def engine_for(settings: KernelSettings) -> ContainerEngine:
 
 def engine_from_word(word: str) -> ContainerEngine:
     """The engine a hidden subcommand's line names (ContainerEngine.word): an engine's name, or a
-    remote host's word (RemoteHost.to_word)."""
+    remote host's word (a JSON object)."""
     if word.startswith("{"):
-        return RemotePodmanEngine(RemoteHost.from_word(word))
+        return engine_class(REMOTE_ENGINE_CLASS).from_word(word)
     return container_engine(word)
-
-
-__all__ = [
-    "ENGINES",
-    "ENGINE_NAMES",
-    "ContainerEngine",
-    "container_engine",
-    "engine_for",
-    "engine_from_word",
-    "engine_name",
-]

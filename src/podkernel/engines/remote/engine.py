@@ -87,6 +87,16 @@ class RemotePodmanEngine(PodmanEngine):
     supports_warm = False
     publishes_on_spare_ports = False  # the remote Podman picks them there: 127.0.0.1::PORT
 
+    @classmethod
+    def from_setting(cls, remote: dict[str, str]) -> RemotePodmanEngine:
+        """Podman on the host that a kernel's ``remote`` setting names (model.remote_host.remote_setting)."""
+        return cls(resolve_remote(remote))
+
+    @classmethod
+    def from_word(cls, word: str) -> RemotePodmanEngine:
+        """Podman on the host of :attr:`word`, as a hidden subcommand's line gives it."""
+        return cls(RemoteHost.from_word(word))
+
     def __init__(self, host: RemoteHost):
         super().__init__()
         self.host = host
