@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -26,7 +27,8 @@ from .base import ContainerEngine, Monitor, OutputHandler, to_stderr
 
 WATCHDOG_NAME = "podkernel-watchdog"
 BUILD_WATCHDOG_NAME = "podkernel-build-watchdog"
-REMOVE_ATTEMPTS = 2  # see CliEngine.remove
+REMOVE_ATTEMPTS = 3  # see CliEngine.remove
+REMOVE_RETRY_S = 0.2
 
 
 class CliEngine(ContainerEngine):
@@ -286,11 +288,13 @@ class CliEngine(ContainerEngine):
         """The removal runs in a session of its own, so that killing the caller's process group
         cannot cut it short.
 
-        A failed removal is tried once more: Podman fails one whose container the runtime already
-        has as stopped while Podman still has it running (its conmon was killed during the start:
+        A failed removal is tried again: Podman fails one whose container the runtime already has
+        as stopped while Podman still has it running (its conmon was killed during the start:
         "container state improper"), and leaves it "stopping"; the next ``rm`` removes it.
         """
-        for _ in range(REMOVE_ATTEMPTS):
+        for attempt in range(REMOVE_ATTEMPTS):
+            if attempt:
+                time.sleep(REMOVE_RETRY_S)
             result = self._run(
                 ["rm", "--force", "--ignore", "--time", str(stop_timeout), container],
                 stdin=subprocess.DEVNULL,

@@ -24,6 +24,10 @@ GPU_ARGS = {
 }
 
 
+LIST_ATTEMPTS = 10
+LIST_RETRY_S = 0.1
+
+
 class PodmanEngine(CliEngine):
     """The ``podman`` command line."""
 
@@ -112,7 +116,7 @@ class PodmanEngine(CliEngine):
         return "podkernel is tested with Podman 4.3 and newer; --keep-id needs 4.3" if major_minor < (4, 3) else ""
 
     def containers(self, label: str) -> list[dict]:
-        result = self._capture(["ps", "--all", "--filter", f"label={label}", "--format", "json"])
+        result = self._list(["--filter", f"label={label}"])
         if result.returncode != 0:
             raise self._fail("ps", result, "check that it works (podman info)")
         return json.loads(result.stdout or "[]")
@@ -120,9 +124,20 @@ class PodmanEngine(CliEngine):
     def unrecorded_containers(self) -> list[str]:
         """Podman's "external" containers: in storage only (a build's working containers, and a
         container whose ``run`` was killed between creating it there and recording it)."""
-        result = self._capture(["ps", "--all", "--external", "--format", "json"])
+        result = self._list(["--external"])
         records = json.loads(result.stdout or "[]") if result.returncode == 0 else []
         return [record["Names"][0] for record in records if record.get("State") == "storage" and record.get("Names")]
+
+    def _list(self, args: list[str]) -> subprocess.CompletedProcess:
+        """``podman ps --all --format json`` with ``args``. Podman 4's ``ps`` fails when a container
+        that it has just listed is removed before it reads its state ("does not exist in
+        database"): it is asked again then, a few times (a sweep that gave up left a kernel running)."""
+        for _ in range(LIST_ATTEMPTS):
+            result = self._capture(["ps", "--all", *args, "--format", "json"])
+            if result.returncode == 0 or not self._is_gone(result):
+                break
+            time.sleep(LIST_RETRY_S)
+        return result
 
     def exit_status(self, label: str) -> int | None:
         result = self._capture(
