@@ -76,7 +76,9 @@ def jupyterlab(request, install, tmp_path):
     try:
         yield f"{base}/lab?token={token}", name, kind, there
     finally:
-        server.send_signal(signal.SIGINT)
+        # SIGTERM stops a Jupyter server at once, shutting its kernels down; SIGINT would ask
+        # for a confirmation that never comes, and it would run on until the kill below.
+        server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
