@@ -12,7 +12,7 @@ import pytest
 
 from podkernel.commands.install import settings_from_args
 from podkernel.engines import container_engine, engine_from_word
-from podkernel.engines.remote.engine import SESSION_SCRIPT, RemotePodmanEngine
+from podkernel.engines.remote.engine import RemotePodmanEngine, session_script
 from podkernel.engines.remote.link import SshLink, ssh_advice
 from podkernel.errors import PodkernelError
 from podkernel.model.connection import CONTAINER_PATH, START_FIFO_PATH
@@ -116,7 +116,7 @@ def test_the_remote_plan_hands_over_the_key_as_a_secret_and_publishes_on_the_rem
     # The kernel's own Python waits for the connection file (there at once), its modules imported.
     entrypoint = args.index("--entrypoint")
     assert args[entrypoint + 1 : entrypoint + 4] == ["python3", "sha256abc", "-c"]
-    assert args[-7:] == [plan.WARM_PYTHON_SCRIPT, CONTAINER_PATH, str(plan.REMOTE_WAIT_S), "exec", *command[2:]]
+    assert args[-7:] == [plan.wrapper("warm_python.py"), CONTAINER_PATH, str(plan.REMOTE_WAIT_S), "exec", *command[2:]]
 
 
 def test_ssh_never_asks_and_checks_the_host_key(monkeypatch, tmp_path):
@@ -153,7 +153,7 @@ def session(tmp_path, request):
     )
     fake.chmod(0o755)
     process = subprocess.Popen(
-        ["sh", "-c", SESSION_SCRIPT, "podkernel-session", "podkernel-far-1", "/run/podman/podman.sock", "2"],
+        ["sh", "-c", session_script(), "podkernel-session", "podkernel-far-1", "/run/podman/podman.sock", "2"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}", **getattr(request, "param", {})),

@@ -1,5 +1,5 @@
 """The warm containers' wrappers, run here as a container would run them (no Podman needed):
-the shell one (plan.WARM_SCRIPT) and a Python kernel's own (plan.WARM_PYTHON_SCRIPT)."""
+the shell one (plan/wrappers/warm.sh) and a Python kernel's own (plan/wrappers/warm_python.py)."""
 
 import contextlib
 import json
@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from podkernel.plan.run_args import (
-    WARM_PYTHON_SCRIPT,
-    WARM_SCRIPT,
-    WARM_WAIT_NAME,
-    PythonKernel,
-    preloadable_python_kernel,
-)
+from podkernel.plan.run_args import WARM_WAIT_NAME, PythonKernel, preloadable_python_kernel, wrapper
+
+WARM_SCRIPT = wrapper("warm.sh")
+WARM_PYTHON_SCRIPT = wrapper("warm_python.py")
 
 # A stand-in kernel module: says how it was run, as `python -m` would have run it.
 REPORTER = """

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from ..errors import PodkernelError
 from ..model.internal_commands import REMOVE_ABANDONED, STOP_BUILD, SWEEP
 from ..model.launch import Address, Launch
+from ..model.settings import KernelSettings
 from ..system import processes
-from ..system.host import add_program_dirs_to_path
+from ..system.host import add_program_dirs_to_path, gpu_warnings
 from ..system.lifeline import run_watchdog
 from . import abandoned
 from .base import ContainerEngine, Monitor, OutputHandler, to_stderr
@@ -54,6 +55,24 @@ class CliEngine(ContainerEngine):
     def command(self, args: list[str]) -> list[str]:
         """The engine's full command line for ``args``."""
         return [self.executable, *args]
+
+    def install_warnings(self, settings: KernelSettings) -> list[str]:
+        return [
+            *super().install_warnings(settings),
+            *self.run_arg_warnings(settings.run_args),
+            *self.host_warnings(settings),
+        ]
+
+    def run_arg_warnings(self, run_args: list[str]) -> list[str]:
+        """What the engine makes of the user's run args other than the user may expect."""
+        return []
+
+    def host_warnings(self, settings: KernelSettings) -> list[str]:
+        """What the host where the kernel runs lacks for its flags: this machine, here."""
+        warnings = []
+        if settings.keep_id and self.supports_keep_id and os.geteuid() == 0:
+            warnings.append("--keep-id only takes effect when this kernel runs under rootless Podman (not as root)")
+        return warnings + gpu_warnings(settings.gpu)
 
     def describe_run(self, run_args: list[str]) -> list[str]:
         return [shlex.join([self.executable, "run", *run_args])]

@@ -9,9 +9,7 @@ import sys
 from ..model.connection import CONTAINER_PATH
 from ..model.labels import launcher_labels
 from ..model.launch import Address, Launch
-from ..model.settings import KernelSettings
 from ..plan.run_args import warm_mounts
-from ..system.host import gpu_warnings
 from .base import HostFacts, Monitor
 from .cli_engine import CliEngine
 from .podman import GPU_ARGS
@@ -45,9 +43,6 @@ class DockerEngine(CliEngine):
             "--env",
             "JUPYTER_ALLOW_INSECURE_WRITES=true",
         ]
-
-    def install_warnings(self, settings: KernelSettings) -> list[str]:
-        return super().install_warnings(settings) + gpu_warnings(settings.gpu)
 
     def run_detached(self, run_args: list[str], output: int, launch: Launch) -> dict[str, Address]:
         """``docker run``, then the container's main PID into the pidfile."""

@@ -9,11 +9,9 @@ import time
 
 from ..model.connection import CONTAINER_PATH
 from ..model.launch import Launch
-from ..model.settings import KernelSettings
 from ..plan.podman_options import gives_option
 from ..plan.run_args import warm_mounts
 from ..system import processes
-from ..system.host import gpu_warnings
 from .abandoned import BUILD_STOP_S
 from .base import HostFacts, Monitor
 from .cli_engine import CliEngine
@@ -50,18 +48,10 @@ class PodmanEngine(CliEngine):
             return args + warm_mounts(launch)
         return args + ["--volume", f"{launch.connection_copy}:{CONTAINER_PATH}:{'U,z' if launch.selinux else 'U'}"]
 
-    def install_warnings(self, settings: KernelSettings) -> list[str]:
-        warnings = super().install_warnings(settings)
-        if gives_option(settings.run_args, "--gpus"):
-            warnings.append("Podman ignores --gpus; use podkernel install --gpu nvidia (CDI) or --gpu amd instead")
-        return warnings + self._host_warnings(settings)
-
-    def _host_warnings(self, settings: KernelSettings) -> list[str]:
-        """What the host where the kernel runs lacks for its flags: here, this machine."""
-        warnings = []
-        if settings.keep_id and os.geteuid() == 0:
-            warnings.append("--keep-id only takes effect when this kernel runs under rootless Podman (not as root)")
-        return warnings + gpu_warnings(settings.gpu)
+    def run_arg_warnings(self, run_args: list[str]) -> list[str]:
+        if gives_option(run_args, "--gpus"):
+            return ["Podman ignores --gpus; use podkernel install --gpu nvidia (CDI) or --gpu amd instead"]
+        return []
 
     def stop_build(self, pid: int) -> None:
         """Podman stops a build cleanly only by itself: killed or asked to stop (SIGINT, SIGTERM),

@@ -29,17 +29,10 @@ if TYPE_CHECKING:
         def kernel_args(self, launch: Launch, run_args: list[str]) -> list[str]: ...
 
 
+# The wrappers, read when used (a cold start uses none): warm.sh, a warm container's command, and
+# warm_python.py, a warm Python kernel's, run by the kernel's own Python.
 WRAPPERS_DIR = os.path.join(os.path.dirname(__file__), "wrappers")
-# The wrappers, read when first used (a cold start uses none): WARM_SCRIPT, a warm container's
-# command, and WARM_PYTHON_SCRIPT, a warm Python kernel's, run by the kernel's own Python.
-WRAPPERS = {"WARM_SCRIPT": "warm.sh", "WARM_PYTHON_SCRIPT": "warm_python.py"}
 WARM_WAIT_NAME = "podkernel-wait"  # what warm_python.py calls its process while it waits
-
-
-def __getattr__(name: str) -> str:
-    if name not in WRAPPERS:
-        raise AttributeError(name)
-    return wrapper(WRAPPERS[name])
 
 
 def wrapper(file_name: str) -> str:

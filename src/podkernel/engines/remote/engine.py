@@ -36,14 +36,8 @@ REMOTE_TIMEOUT_S = 10  # heartbeats missing this long: the remote script removes
 SESSION_FILE = os.path.join(os.path.dirname(__file__), "session.sh")  # each kernel's session there
 
 
-def __getattr__(name: str) -> str:
-    """``SESSION_SCRIPT``: the session's script, read when first used (a local start uses none)."""
-    if name != "SESSION_SCRIPT":
-        raise AttributeError(name)
-    return session_script()
-
-
 def session_script() -> str:
+    """The session's script, read when used (a local start uses none)."""
     with open(SESSION_FILE, encoding="utf-8") as handle:
         return handle.read()
 
@@ -124,7 +118,7 @@ class RemotePodmanEngine(PodmanEngine):
     def word(self) -> str:
         return self.host.to_word()
 
-    def _host_warnings(self, settings: KernelSettings) -> list[str]:
+    def host_warnings(self, settings: KernelSettings) -> list[str]:
         """None: this machine's devices and user do not matter to a kernel on another."""
         return []
 
